@@ -1,0 +1,76 @@
+/* flow.h - the bidirectional flow table.
+ *
+ * Canonical key (VLANs, L4 protocol, address pair, port pair) with a
+ * direction bit and a seeded symmetric hash; a preallocated pool with a hard
+ * cap; expiry driven only by packet timestamps (TCP close, per-protocol idle
+ * timeouts, active timeout with interim records) so a replay is
+ * deterministic. Ended flows leave as struct flow_record through the emit
+ * callback; nothing outside this module sees struct flow.
+ *
+ * Thread safety: a flow_table belongs to one worker; no locks.
+ */
+#ifndef EGRESSD_FLOW_H
+#define EGRESSD_FLOW_H
+
+#include <stdint.h>
+
+#include "egressd/cid.h"
+#include "egressd/common.h"
+#include "egressd/pkt.h"
+#include "egressd/record.h"
+
+struct classify_ctx;
+
+struct flow_config {
+    uint32_t max_flows;          /* hard cap on tracked flows */
+    uint32_t hash_seed;          /* seed of the flow hash */
+    /* timeouts in seconds */
+    uint32_t tcp_new_timeout;    /* TCP without a completed handshake */
+    uint32_t tcp_est_timeout;    /* established TCP */
+    uint32_t tcp_closed_timeout; /* linger after FIN both ways / RST */
+    uint32_t udp_timeout;
+    uint32_t icmp_timeout;
+    uint32_t other_timeout;
+    uint32_t active_timeout;     /* interim record every N s of a live flow; 0 = off */
+    struct cid_settings cid;
+};
+
+void flow_config_defaults(struct flow_config *c);
+
+struct flow_stats {
+    uint64_t packets;            /* IP packets handed to the table */
+    uint64_t bytes;
+    uint64_t flows_created;
+    uint64_t records[END_REASON_MAX]; /* records emitted by reason */
+    uint64_t active;             /* flows tracked now */
+    uint64_t active_max;         /* high-water mark */
+    uint64_t frag_orphans;       /* non-first fragments with no known first */
+    uint64_t classify_oom;       /* flows left unclassified: no nDPI state */
+};
+
+typedef void (*flow_emit_fn)(void *arg, const struct flow_record *rec);
+
+struct flow_table;
+
+/* Creates a table. cls may be NULL (no classification). emit is called
+ * synchronously for every record; the record is only valid during the call. */
+int flow_table_new(const struct flow_config *cfg, struct classify_ctx *cls,
+                   flow_emit_fn emit, void *emit_arg, struct flow_table **out,
+                   struct egr_err *err);
+void flow_table_free(struct flow_table *ft);
+
+/* Accounts one decoded packet (expires due flows first, by m->ts_us). */
+void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m);
+
+/* Expires flows due at now_us (packet time). */
+void flow_table_expire(struct flow_table *ft, uint64_t now_us);
+
+/* Emits every tracked flow with `reason` (END_SHUTDOWN at end of input). */
+void flow_table_flush(struct flow_table *ft, enum flow_end_reason reason);
+
+const struct flow_stats *flow_table_stats(const struct flow_table *ft);
+
+/* Bytes of one tracked flow entry (excluding classification strings). */
+size_t flow_table_entry_size(void);
+
+#endif

@@ -1,0 +1,57 @@
+/* json.h - a small streaming JSON writer into a growable buffer.
+ *
+ * Every string goes through json_str(), which escapes per RFC 8259 and turns
+ * bytes that are not valid UTF-8 into \u00XX escapes of each byte (so
+ * attacker bytes from the wire always produce valid JSON that keeps the
+ * original octets visible). Also escapes '<', '>', '&' and U+2028/U+2029 as
+ * \u escapes so the text is safe to embed in HTML/JS.
+ *
+ * Ownership: the jbuf owns its memory; jbuf_free() releases it.
+ * Errors: allocation failure sets jb->oom and later calls are no-ops; check
+ * jbuf_ok() once at the end.
+ */
+#ifndef EGRESSD_JSON_H
+#define EGRESSD_JSON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct jbuf {
+    char *buf;
+    size_t len, cap;
+    int oom;
+    /* comma state: one bit per nesting level (1 = next item needs a comma) */
+    uint64_t need_comma;
+    unsigned depth;
+};
+
+void jbuf_init(struct jbuf *jb);
+void jbuf_reset(struct jbuf *jb);  /* len = 0, keeps memory */
+void jbuf_free(struct jbuf *jb);
+int jbuf_ok(const struct jbuf *jb); /* 1 if no allocation failed */
+
+void json_obj_open(struct jbuf *jb);          /* { */
+void json_obj_close(struct jbuf *jb);         /* } */
+void json_arr_open(struct jbuf *jb);          /* [ */
+void json_arr_close(struct jbuf *jb);         /* ] */
+void json_key(struct jbuf *jb, const char *k); /* "k": (k is trusted ASCII) */
+/* object members with a key; values as named */
+void json_kv_obj(struct jbuf *jb, const char *k);  /* "k":{ */
+void json_kv_arr(struct jbuf *jb, const char *k);  /* "k":[ */
+void json_kv_str(struct jbuf *jb, const char *k, const char *v);
+void json_kv_strn(struct jbuf *jb, const char *k, const char *v, size_t n);
+void json_kv_u64(struct jbuf *jb, const char *k, uint64_t v);
+void json_kv_i64(struct jbuf *jb, const char *k, int64_t v);
+void json_kv_bool(struct jbuf *jb, const char *k, int v);
+void json_kv_dbl(struct jbuf *jb, const char *k, double v);
+/* array items / bare values */
+void json_str(struct jbuf *jb, const char *v);
+void json_strn(struct jbuf *jb, const char *v, size_t n);
+void json_u64(struct jbuf *jb, uint64_t v);
+void json_raw(struct jbuf *jb, const char *s, size_t n); /* appended as is */
+
+/* Escapes n bytes of s as the *content* of a JSON string (no quotes) into
+ * jb. Exposed for other writers (Redis, HTML) that need the same rules. */
+void json_escape_into(struct jbuf *jb, const char *s, size_t n);
+
+#endif

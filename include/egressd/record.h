@@ -1,0 +1,109 @@
+/* record.h - the flow record: what a flow looks like to sinks.
+ *
+ * Built by value from a flow when it ends (or at an active-timeout interim),
+ * so sinks never see struct flow and a record can cross a thread boundary
+ * through a ring. All strings are NUL-terminated, bounded, and hold raw
+ * bytes from the wire: every sink must escape them for its own format.
+ */
+#ifndef EGRESSD_RECORD_H
+#define EGRESSD_RECORD_H
+
+#include <stdint.h>
+
+#include "egressd/cid.h"
+
+/* Why a record was emitted. */
+enum flow_end_reason {
+    END_TIMEOUT = 0, /* idle timeout */
+    END_CLOSED,      /* TCP FIN both ways or RST, after the close linger */
+    END_ACTIVE,      /* interim record of a long flow (flow continues) */
+    END_EVICTED,     /* flow table at its cap: least recently seen evicted */
+    END_SHUTDOWN,    /* end of input / sensor shutdown */
+    END_REASON_MAX
+};
+
+/* Flow state at the time of the record (EVE's flow.state). */
+enum flow_state { FST_NEW = 0, FST_ESTABLISHED, FST_CLOSED };
+
+/* How the initiator (src) was decided. */
+enum flow_init_how {
+    INIT_SYN = 0,   /* saw a SYN without ACK */
+    INIT_SYNACK,    /* saw only the SYN-ACK: its receiver is the initiator */
+    INIT_FIRST,     /* first packet seen */
+    INIT_PORT,      /* first packet reversed by the well-known-port heuristic */
+};
+
+const char *flow_end_reason_name(unsigned r);
+const char *flow_state_name(unsigned s);
+const char *flow_init_how_name(unsigned h);
+
+#define REC_NAME_MAX 256
+#define REC_DNS_ANSWERS 8
+
+struct rec_ndpi {
+    char proto[64];       /* ndpi_protocol2name(): "TLS.Google", "DNS", "Unknown" */
+    char master[32];      /* master protocol name ("TLS"), "" if none */
+    char app[32];         /* app protocol name ("Google"), "" if none */
+    char category[32];
+    char confidence[48];
+    uint64_t risk;        /* bitmap of ndpi_risk_enum values */
+    uint16_t master_id, app_id;
+
+    char tls_sni[REC_NAME_MAX];
+    char tls_version[24];
+    char tls_alpn[128];
+    char tls_ja3c[33];
+    char tls_ja3s[33];
+    char tls_issuer[REC_NAME_MAX];
+    char tls_subject[REC_NAME_MAX];
+    char tls_sha1[41];    /* server certificate SHA-1, hex; "" if none */
+
+    char http_host[REC_NAME_MAX];
+    char http_ua[REC_NAME_MAX];
+    char http_url[REC_NAME_MAX];
+    uint16_t http_status;
+
+    char dns_query[REC_NAME_MAX];
+    uint16_t dns_qtype;
+    uint8_t dns_rcode;
+    uint8_t dns_is_response;
+    uint8_t dns_answer_count;            /* entries in dns_answers */
+    uint8_t dns_answer_family[REC_DNS_ANSWERS]; /* 4 or 6 */
+    uint8_t dns_answers[REC_DNS_ANSWERS][16];
+
+    char ssh_client[128];
+    char ssh_server[128];
+    char ssh_hassh_client[33];
+    char ssh_hassh_server[33];
+};
+
+struct flow_record {
+    uint64_t flow_id;     /* stable for all records of one flow (51 bits) */
+    uint64_t first_us;    /* first packet */
+    uint64_t last_us;     /* last packet */
+    uint64_t emit_us;     /* packet time when the record was emitted */
+
+    uint8_t family;       /* 4 or 6 */
+    uint8_t proto;        /* IP protocol number */
+    uint8_t src_ip[16];   /* initiator ("client", EVE src) */
+    uint8_t dst_ip[16];   /* responder */
+    uint16_t src_port, dst_port; /* ICMP: type / code of the first packet */
+    uint16_t vlan[2];
+    uint8_t vlan_count;
+    uint8_t tunnel;       /* enum pkt_tunnel */
+
+    uint64_t pkts_toserver, pkts_toclient;
+    uint64_t bytes_toserver, bytes_toclient;
+    uint8_t tcp_flags_ts, tcp_flags_tc;
+
+    uint8_t state;        /* enum flow_state */
+    uint8_t reason;       /* enum flow_end_reason */
+    uint8_t init_how;     /* enum flow_init_how */
+    uint8_t ndpi_done;    /* 1 if detection finished (detected or gave up) */
+    uint32_t seq;         /* 0 for the first record of a flow, +1 per interim */
+
+    char community_id[CID_STR_MAX];
+    struct rec_ndpi ndpi;
+};
+
+#endif

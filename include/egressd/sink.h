@@ -1,0 +1,48 @@
+/* sink.h - where records go. A sink is a small table of function pointers,
+ * so the JSON and Redis sinks are peers and a third sink is one new file.
+ * Sinks see records and stats by const pointer and copy what they keep.
+ */
+#ifndef EGRESSD_SINK_H
+#define EGRESSD_SINK_H
+
+#include <stdint.h>
+
+#include "egressd/cid.h"
+#include "egressd/common.h"
+#include "egressd/decode.h"
+#include "egressd/flow.h"
+#include "egressd/record.h"
+
+/* Totals of one run, for the final (and periodic) `stats` event. */
+struct run_stats {
+    uint64_t ts_us;            /* packet time of the event */
+    uint64_t packets;          /* frames read from all inputs */
+    uint64_t bytes;            /* wire bytes of those frames */
+    uint64_t ip_packets;       /* frames that decoded to IP */
+    uint64_t not_ip;           /* frames without IP (ARP, ...) */
+    uint64_t inputs;           /* capture files / interfaces read */
+    uint64_t input_errors;     /* inputs that ended in an error */
+    struct decode_stats decode;
+    struct flow_stats flow;
+};
+
+struct sink_ops {
+    const char *name;
+    int (*flow)(void *self, const struct flow_record *rec);
+    int (*stats)(void *self, const struct run_stats *st);
+    int (*flush)(void *self);
+    void (*close)(void *self); /* flushes and frees self */
+    /* One line saying why the last call failed ("PATH: write: No space
+     * left on device"), or "" if none failed. */
+    const char *(*error)(void *self);
+};
+
+struct sink {
+    const struct sink_ops *ops;
+    void *self;
+};
+
+/* EVE-style JSON lines to `path` ("-" = stdout). */
+int sink_json_open(const char *path, struct sink *out, struct egr_err *err);
+
+#endif

@@ -1,0 +1,29 @@
+/* worker.h - per-packet glue: decode -> flow table -> classify, for one
+ * capture worker. A worker owns its decode counters, its nDPI module and its
+ * flow table, and shares nothing, so workers need no locks. Records leave
+ * through the emit callback given at creation.
+ */
+#ifndef EGRESSD_WORKER_H
+#define EGRESSD_WORKER_H
+
+#include "egressd/capture.h"
+#include "egressd/config.h"
+#include "egressd/flow.h"
+#include "egressd/sink.h"
+
+struct worker;
+
+int worker_new(const struct egr_config *cfg, flow_emit_fn emit, void *emit_arg,
+               struct worker **out, struct egr_err *err);
+void worker_free(struct worker *w);
+
+/* Decodes and accounts one frame of link type dlt. */
+void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p);
+
+/* Emits every tracked flow with `reason`. */
+void worker_flush(struct worker *w, enum flow_end_reason reason);
+
+/* Adds this worker's counters into *st (capture, decode and flow sections). */
+void worker_stats(const struct worker *w, struct run_stats *st);
+
+#endif

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages egressd needs to build, run and test.
+# Idempotent: packages already installed are skipped, and apt-get runs only
+# when something is missing. Needs root for the install step.
+#   scripts/deps.sh          build + run dependencies
+#   scripts/deps.sh --test   also the test-suite dependencies
+set -euo pipefail
+
+pkgs=(build-essential cmake pkg-config
+      libpcap-dev libndpi-dev libmaxminddb-dev libhiredis-dev libevent-dev
+      libyaml-dev libgcrypt20-dev)
+if [[ "${1:-}" == "--test" ]]; then
+  # cmocka for unit tests; clang + compiler-rt for the libFuzzer target;
+  # ndpiReader (libndpi-bin), tshark, mmdb-bin and redis-server as real peers
+  # and references; python3 drives end-to-end checks.
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev libndpi-bin tshark mmdb-bin
+         redis-server python3 tcpreplay)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps.sh: missing Debian packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Prints a readable table of an egressd EVE JSON file: one row per flow
+record, then the run's stats. Usage: eve-summary.py EVE.json"""
+import json
+import sys
+
+
+def name_of(ev):
+    n = ev.get("ndpi", {})
+    for sect, key in (("tls", "sni"), ("http", "host"), ("dns", "query")):
+        v = n.get(sect, {}).get(key)
+        if v:
+            return v
+    return ""
+
+
+def clip(s, n):
+    s = "".join(c if c.isprintable() else "?" for c in str(s))
+    return s if len(s) <= n else s[: n - 1] + "~"
+
+
+def endpoint(ip, port):
+    if port is None:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: eve-summary.py EVE.json")
+    flows, stats = [], None
+    with open(sys.argv[1], encoding="utf-8") as f:
+        for line in f:
+            ev = json.loads(line)
+            if ev.get("event_type") == "flow":
+                flows.append(ev)
+            elif ev.get("event_type") == "stats":
+                stats = ev["stats"]
+    fmt = "{:<26} {:<26} {:<5} {:<18} {:<32} {:>9} {:>9}  {}"
+    print(fmt.format("client", "server", "proto", "ndpi", "name", "bytes>", "bytes<", "end"))
+    for ev in flows:
+        fl = ev["flow"]
+        print(fmt.format(
+            clip(endpoint(ev["src_ip"], ev.get("src_port")), 26),
+            clip(endpoint(ev["dest_ip"], ev.get("dest_port")), 26),
+            clip(ev["proto"], 5), clip(ev.get("ndpi", {}).get("proto", ""), 18),
+            clip(name_of(ev), 32), fl["bytes_toserver"], fl["bytes_toclient"], fl["reason"]))
+    if stats:
+        cap, fl = stats["capture"], stats["flow"]
+        print(f"\n{len(flows)} flow records; {cap['packets']} packets, {cap['bytes']} bytes read; "
+              f"{fl['created']} flows tracked")
+
+
+if __name__ == "__main__":
+    main()

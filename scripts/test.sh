@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (run as root so
+# missing packages get installed):
+#   1. release build with -Werror, ctest (unit + end-to-end);
+#   2. AddressSanitizer + UBSan build, the same ctest suite;
+#   3. libFuzzer targets, seeded from ../shared/pcaps, FUZZ_SECONDS each (60).
+# Ends with one line "N passed, N failed" over all ctest runs and fuzz targets.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+shared=$(cd .. && pwd)/shared
+if [[ ! -d "$shared/pcaps" ]]; then
+  echo "test.sh: $shared/pcaps not found: the test data must sit beside the repository (../shared)" >&2
+  exit 1
+fi
+scripts/deps.sh --test
+jobs=$(nproc)
+fuzz_seconds=${FUZZ_SECONDS:-60}
+passed=0
+failed=0
+
+run_ctest() { # $1 build dir, $2 label
+  local log="$1/ctest.log" rc=0
+  ctest --test-dir "$1" --output-on-failure -j "$jobs" 2>&1 | tee "$log" || rc=$?
+  local total fails
+  total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -n1)
+  fails=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$log" | tail -n1)
+  total=${total:-0}
+  fails=${fails:-1}
+  if ((rc != 0 && fails == 0)); then fails=1; fi
+  passed=$((passed + total - fails))
+  failed=$((failed + fails))
+  echo "== $2: $((total - fails)) of $total passed"
+}
+
+echo "== release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_WERROR=ON >/dev/null
+cmake --build build -j "$jobs" >/dev/null
+run_ctest build "release"
+
+echo "== ASan + UBSan build"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEGRESSD_WERROR=ON -DEGRESSD_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs" >/dev/null
+run_ctest build-asan "asan+ubsan"
+
+echo "== libFuzzer targets (${fuzz_seconds} s each)"
+CC=clang cmake -S . -B build-fuzz -DEGRESSD_FUZZ=ON -DEGRESSD_TESTS=OFF -DEGRESSD_WERROR=ON >/dev/null
+cmake --build build-fuzz -j "$jobs" >/dev/null
+seeds=build-fuzz/seeds
+rm -rf "$seeds" && mkdir -p "$seeds"
+build-fuzz/fuzz-seeds "$seeds" 40 "$shared"/pcaps/*.pcap "$shared"/pcaps/*.pcapng
+for target in build-fuzz/fuzz_*; do
+  [[ -x "$target" ]] || continue
+  name=${target##*/}
+  corpus=build-fuzz/corpus-$name
+  mkdir -p "$corpus"
+  if "$target" -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 -print_final_stats=1 \
+      -artifact_prefix="build-fuzz/$name-" "$corpus" "$seeds" >"build-fuzz/$name.log" 2>&1; then
+    echo "== fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$name.log" | grep -o '[0-9]*$') runs)"
+    passed=$((passed + 1))
+  else
+    echo "== fuzz $name: FAILED, see build-fuzz/$name.log" >&2
+    tail -n 40 "build-fuzz/$name.log" >&2
+    failed=$((failed + 1))
+  fi
+done
+
+echo "$passed passed, $failed failed"
+((failed == 0))

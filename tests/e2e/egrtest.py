@@ -1,0 +1,73 @@
+"""Shared helpers for the end-to-end tests: where things are, running
+egressd, reading its JSON lines. Paths come from the environment ctest sets
+(tests/tests.cmake); ../shared is beside the repository root."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+SRC = os.environ.get("EGRESSD_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHARED = os.environ.get("EGRESSD_SHARED") or os.path.abspath(os.path.join(SRC, "..", "shared"))
+BIN = os.environ.get("EGRESSD_BIN") or os.path.join(SRC, "build", "egressd")
+PKTGEN = os.environ.get("EGRESSD_PKTGEN") or os.path.join(SRC, "build", "egressd-pktgen")
+PCAPS = os.path.join(SHARED, "pcaps")
+
+
+def need_shared(*parts):
+    path = os.path.join(SHARED, *parts)
+    if not os.path.exists(path):
+        sys.exit(f"FAIL: {path} is missing: the test data must sit beside the repository (../shared)")
+    return path
+
+
+def run(args, stdin=None, timeout=600):
+    """Runs egressd with args; returns (exit code, stdout bytes, stderr text)."""
+    p = subprocess.run([BIN] + args, input=stdin, capture_output=True, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr.decode("utf-8", "replace")
+
+
+def replay(files, extra=(), timeout=600):
+    """Replays files, returns (exit code, list of events, stderr)."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "eve.json")
+        args = []
+        for f in files:
+            args += ["-r", f]
+        rc, _, err = run(args + ["--json", out] + list(extra), timeout=timeout)
+        events = []
+        if os.path.exists(out):
+            with open(out, "rb") as fh:
+                for n, line in enumerate(fh, 1):
+                    try:
+                        events.append(json.loads(line))
+                    except ValueError as e:
+                        raise AssertionError(f"{files}: output line {n} is not JSON: {e}: {line[:200]!r}")
+        return rc, events, err
+
+
+def flows(events):
+    return [e for e in events if e.get("event_type") == "flow"]
+
+
+class Checker:
+    """Collects failures so a test reports all of them, then exits non-zero."""
+
+    def __init__(self, name):
+        self.name = name
+        self.failures = []
+        self.checks = 0
+
+    def check(self, cond, msg):
+        self.checks += 1
+        if not cond:
+            self.failures.append(msg)
+        return cond
+
+    def done(self):
+        for f in self.failures[:50]:
+            print("FAIL:", f)
+        if len(self.failures) > 50:
+            print(f"... and {len(self.failures) - 50} more")
+        print(f"{self.name}: {self.checks - len(self.failures)} passed, {len(self.failures)} failed")
+        sys.exit(1 if self.failures or self.checks == 0 else 0)
