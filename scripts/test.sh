@@ -14,6 +14,8 @@ if [[ ! -d "$shared/pcaps" ]]; then
   exit 1
 fi
 scripts/deps.sh --test
+# Default GeoIP/ASN databases (npm packages, pinned; idempotent).
+scripts/geoip-db.sh
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-60}
 passed=0

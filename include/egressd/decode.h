@@ -1,10 +1,11 @@
 /* decode.h - link layer to L4: fills a struct pkt_meta from a captured frame.
  *
  * Handles Ethernet, 802.1Q / 802.1ad (stacked) VLANs, Linux SLL and SLL2,
- * raw IP, BSD null/loopback, PPP, MPLS label stacks, IPv4 (options,
- * fragments), IPv6 with extension headers, TCP/UDP/ICMP/ICMPv6/SCTP, and
- * decapsulates GRE, ERSPAN II/III, VXLAN and IP-in-IP so the inner flow is
- * tracked. Anomalies become counters in struct decode_stats, never log lines.
+ * raw IP, BSD null/loopback, PPP, Cisco HDLC, PPPoE sessions, MPLS label
+ * stacks, IPv4 (options, fragments), IPv6 with extension headers,
+ * TCP/UDP/ICMP/ICMPv6/SCTP, and decapsulates GRE, ERSPAN II/III, VXLAN and
+ * IP-in-IP so the inner flow is tracked (docs/decoding.md). Anomalies
+ * become counters in struct decode_stats, never log lines.
  *
  * Thread safety: none needed; each worker owns its decode_stats.
  */
@@ -36,6 +37,7 @@ enum decode_result {
     X(DEC_IPV4_BAD_LEN, "ipv4_bad_total_len")                                \
     X(DEC_IPV6_TRUNCATED, "ipv6_truncated")                                  \
     X(DEC_IPV6_EXT_TRUNCATED, "ipv6_ext_truncated")                          \
+    X(DEC_IPV6_EXT_TOO_MANY, "ipv6_ext_too_many")                            \
     X(DEC_IP_BAD_VERSION, "ip_bad_version")                                  \
     X(DEC_FRAGMENT, "fragments")                                             \
     X(DEC_TCP_TRUNCATED, "tcp_truncated")                                    \
@@ -70,7 +72,8 @@ int decode_linktype_supported(int dlt);
 /* Decodes one frame of link type `dlt` (a DLT_* value from pcap_datalink).
  * Fills *m (ts_us, wire_len and cap_len set from the arguments) and returns
  * DECODE_OK, DECODE_NOT_IP or DECODE_ERROR. Never reads past frame+caplen.
- * On DECODE_ERROR exactly one failure counter has been incremented. */
+ * On DECODE_ERROR exactly one failure counter has been incremented; *m is
+ * meaningful only on DECODE_OK. Allocates nothing; cannot fail otherwise. */
 int decode_packet(struct decode_stats *st, int dlt, const uint8_t *frame,
                   uint32_t caplen, uint32_t wire_len, uint64_t ts_us,
                   struct pkt_meta *m);

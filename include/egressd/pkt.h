@@ -51,7 +51,10 @@ struct pkt_meta {
      * IP total length). */
     const uint8_t *l3;
     uint32_t l3_len;
-    /* L4 header (NULL for non-first fragments) and its payload. */
+    /* L4 header (NULL for non-first fragments and for protocols without
+     * one we parse, e.g. ESP, OSPF, GRE; the bytes present when it is cut,
+     * see PKT_F_L4_TRUNC) and its payload (without an L4 header: the whole
+     * IP payload; NULL when the L4 header is cut). */
     const uint8_t *l4;
     uint32_t l4_len;
     const uint8_t *payload;

@@ -71,10 +71,43 @@ struct rec_ndpi {
     uint8_t dns_answer_family[REC_DNS_ANSWERS]; /* 4 or 6 */
     uint8_t dns_answers[REC_DNS_ANSWERS][16];
 
+    char hostname[REC_NAME_MAX]; /* nDPI's host_server_name for other protocols */
+
     char ssh_client[128];
     char ssh_server[128];
     char ssh_hassh_client[33];
     char ssh_hassh_server[33];
+};
+
+/* Where a record's dest_name came from. */
+enum rec_name_src { NAME_NONE = 0, NAME_SNI, NAME_HTTP, NAME_DNS };
+
+/* Which side of the flow is local (inside home_net). */
+enum rec_direction {
+    DIR_UNKNOWN = 0, /* no home_net configured */
+    DIR_EGRESS,      /* initiator inside, responder outside */
+    DIR_INBOUND,     /* initiator outside, responder inside */
+    DIR_INTERNAL,    /* both inside */
+    DIR_EXTERNAL,    /* both outside (transit) */
+};
+
+const char *rec_name_src_name(unsigned s);
+const char *rec_direction_name(unsigned d);
+
+/* Enrichment of a record: filled after classification, before sinks. */
+struct rec_enrich {
+    uint8_t direction;            /* enum rec_direction */
+    uint8_t dest_name_src;        /* enum rec_name_src */
+    char dest_name[REC_NAME_MAX]; /* responder's name: SNI, HTTP host or passive DNS */
+    /* GeoIP/ASN of the remote end (the responder for egress, the initiator
+     * for inbound); flags say which values are known. */
+    uint8_t has_country, has_asn, has_org;
+    char country[3];
+    uint32_t asn;
+    char as_org[128];
+    /* The local end's asset (the initiator for egress). */
+    char asset[64];
+    char role[64];
 };
 
 struct flow_record {
@@ -104,6 +137,7 @@ struct flow_record {
 
     char community_id[CID_STR_MAX];
     struct rec_ndpi ndpi;
+    struct rec_enrich enrich;
 };
 
 #endif

@@ -1,0 +1,605 @@
+/* classify.c - protocol classification with nDPI 4.2 (see
+ * include/egressd/classify.h and docs/classification.md).
+ *
+ * This is the only file that includes nDPI headers. It feeds nDPI the way
+ * nDPI's own reference reader (ndpiReader 4.2) does, so that our verdicts can
+ * be checked against its output flow by flow:
+ *
+ *   - one detection module per worker, all protocols enabled, default
+ *     preferences;
+ *   - every packet of the flow, both directions, as the IP header pointer and
+ *     length, with the packet time in milliseconds (never going backwards);
+ *   - stop when nDPI has an application answer and no extra dissection is
+ *     possible, or when the packet budget is spent (the packet that crosses
+ *     the budget is still fed, as ndpiReader's check counts it first;
+ *     protocols other than TCP and UDP get the UDP budget, where
+ *     ndpiReader has none and waits for the end of the capture);
+ *   - a flow that ends without an answer goes through
+ *     ndpi_detection_giveup() with guessing on.
+ *
+ * Then the few fields a record needs are copied into one exactly-sized
+ * buffer (classify_result.meta) and the nDPI state goes back to a free list,
+ * so a long flow costs only its compact result and, once warm, starting a
+ * flow allocates nothing.
+ *
+ * meta layout: a sequence of items, each
+ *
+ *     +-----+----------------+------------------+
+ *     | tag | length (2, LE) | length bytes     |
+ *     +-----+----------------+------------------+
+ *
+ * strings without their NUL, numbers little-endian, and a zero tag byte
+ * at the end, so the reader needs no length. Only this file writes and
+ * reads it; unknown tags are skipped.
+ */
+#include "egressd/classify.h"
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ndpi_api.h>
+
+/* Free nDPI states kept for reuse; more are released (a burst of flows
+ * should not pin its peak memory forever). */
+#define CLS_FREE_MAX 4096
+
+/* nDPI's packet length argument is an unsigned short. */
+#define CLS_L3_MAX 65535u
+
+struct classify_flow {
+    struct classify_flow *next; /* free-list link */
+    ndpi_protocol proto;        /* nDPI's latest answer */
+    uint32_t pkts;              /* packets fed */
+    uint8_t l4;                 /* IP protocol of the first packet fed */
+    uint8_t completed;          /* nothing more to learn: stop feeding */
+    /* struct ndpi_flow_struct, sized by the library at run time; the
+     * element type gives it the strictest alignment. */
+    max_align_t state[];
+};
+
+struct classify_ctx {
+    struct ndpi_detection_module_struct *ndpi;
+    struct classify_flow *free_list;
+    uint32_t free_count;
+    uint32_t max_tcp, max_other;
+    uint64_t last_ms; /* packet time never goes backwards for nDPI */
+    size_t alloc_size; /* bytes of one classify_flow */
+};
+
+/* nDPI's module set-up must not run in parallel (ndpi_api.h); workers may
+ * be created from different threads. */
+static pthread_mutex_t cls_init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static struct ndpi_flow_struct *cls_state(struct classify_flow *cf)
+{
+    return (struct ndpi_flow_struct *)(void *)cf->state;
+}
+
+static const struct ndpi_flow_struct *cls_cstate(const struct classify_flow *cf)
+{
+    return (const struct ndpi_flow_struct *)(const void *)cf->state;
+}
+
+static size_t cls_alloc_size(void)
+{
+    return sizeof(struct classify_flow) + ndpi_detection_get_sizeof_ndpi_flow_struct();
+}
+
+void classify_config_defaults(struct classify_config *c)
+{
+    c->max_pkts_tcp = 80;
+    c->max_pkts_udp = 24;
+}
+
+int classify_new(const struct classify_config *cfg, struct classify_ctx **out,
+                 struct egr_err *err)
+{
+    *out = NULL;
+    struct classify_config def;
+    if (!cfg) {
+        classify_config_defaults(&def);
+        cfg = &def;
+    }
+    if (cfg->max_pkts_tcp == 0 || cfg->max_pkts_udp == 0)
+        return egr_fail(err, EGR_EINVAL, "classify: packet budgets must be at least 1");
+    /* We read struct ndpi_flow_struct fields through the installed header:
+     * a library built from other sources would have them elsewhere. */
+    if (ndpi_detection_get_sizeof_ndpi_flow_struct() != sizeof(struct ndpi_flow_struct))
+        return egr_fail(err, EGR_ERR,
+                        "classify: nDPI library %s does not match its headers "
+                        "(flow state %u bytes, header says %zu)",
+                        ndpi_revision(), ndpi_detection_get_sizeof_ndpi_flow_struct(),
+                        sizeof(struct ndpi_flow_struct));
+
+    struct classify_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return egr_fail(err, EGR_ENOMEM, "classify: out of memory");
+    ctx->max_tcp = cfg->max_pkts_tcp;
+    ctx->max_other = cfg->max_pkts_udp;
+    ctx->alloc_size = cls_alloc_size();
+
+    pthread_mutex_lock(&cls_init_lock);
+    ctx->ndpi = ndpi_init_detection_module(ndpi_no_prefs);
+    if (ctx->ndpi) {
+        NDPI_PROTOCOL_BITMASK all;
+        NDPI_BITMASK_SET_ALL(all);
+        ndpi_set_protocol_detection_bitmask2(ctx->ndpi, &all);
+        ndpi_finalize_initialization(ctx->ndpi);
+    }
+    pthread_mutex_unlock(&cls_init_lock);
+    if (!ctx->ndpi) {
+        free(ctx);
+        return egr_fail(err, EGR_ENOMEM, "classify: cannot create the nDPI detection module");
+    }
+    *out = ctx;
+    return EGR_OK;
+}
+
+void classify_free(struct classify_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    while (ctx->free_list) {
+        struct classify_flow *cf = ctx->free_list;
+        ctx->free_list = cf->next;
+        free(cf);
+    }
+    pthread_mutex_lock(&cls_init_lock);
+    ndpi_exit_detection_module(ctx->ndpi);
+    pthread_mutex_unlock(&cls_init_lock);
+    free(ctx);
+}
+
+struct classify_flow *classify_flow_new(struct classify_ctx *ctx)
+{
+    struct classify_flow *cf = ctx->free_list;
+    if (cf) {
+        /* Entries on the free list were zeroed when they were returned. */
+        ctx->free_list = cf->next;
+        ctx->free_count--;
+        cf->next = NULL;
+        return cf;
+    }
+    return calloc(1, ctx->alloc_size);
+}
+
+int classify_packet(struct classify_ctx *ctx, struct classify_flow *cf,
+                    const struct pkt_meta *m, int from_initiator)
+{
+    /* from_initiator is not passed on: nDPI works out the direction from
+     * the addresses itself, exactly as it does under ndpiReader. */
+    if (cf->completed)
+        return 1;
+    if (!m->l3 || m->l3_len == 0)
+        return 0;
+    uint32_t len = m->l3_len > CLS_L3_MAX ? CLS_L3_MAX : m->l3_len;
+
+    if (cf->pkts == 0)
+        cf->l4 = m->proto;
+    cf->pkts++;
+    /* ndpiReader counts the packet first and gives up when the count is
+     * over the limit: the packet that crosses it is still dissected. */
+    uint32_t budget = cf->l4 == 6 ? ctx->max_tcp : ctx->max_other;
+    int enough = cf->pkts > budget;
+
+    uint64_t ms = m->ts_us / 1000;
+    if (ms < ctx->last_ms)
+        ms = ctx->last_ms;
+    ctx->last_ms = ms;
+
+    struct ndpi_flow_struct *f = cls_state(cf);
+    cf->proto = ndpi_detection_process_packet(ctx->ndpi, f, m->l3, (unsigned short)len, ms);
+    if (!enough) {
+        if (cf->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN)
+            return 0;
+        /* Detected, but more metadata may come (certificate, DNS answer,
+         * HTTP response, SSH key exchange...). */
+        if (ndpi_extra_dissection_possible(ctx->ndpi, f))
+            return 0;
+    }
+    cf->completed = 1;
+    return 1;
+}
+
+/* ---- the compact result ------------------------------------------------ */
+
+enum cls_tag {
+    T_TLS_SNI = 1,
+    T_TLS_VERSION, /* u16 */
+    T_TLS_ALPN,
+    T_TLS_JA3C,
+    T_TLS_JA3S,
+    T_TLS_ISSUER,
+    T_TLS_SUBJECT,
+    T_TLS_SHA1, /* 20 raw bytes */
+    T_HTTP_HOST,
+    T_HTTP_UA,
+    T_HTTP_URL,
+    T_HTTP_STATUS, /* u16 */
+    T_DNS_QUERY,
+    T_DNS_INFO, /* qtype u16, rcode, is_response, family (0/4/6), address[16] */
+    T_SSH_CLIENT,
+    T_SSH_SERVER,
+    T_SSH_HASSH_C,
+    T_SSH_HASSH_S,
+};
+
+/* Room in the record field, with its NUL. */
+#define REC_CAP(field) sizeof(((struct rec_ndpi *)0)->field)
+
+#define DNS_INFO_LEN 21
+#define CLS_ITEMS_MAX 20
+
+struct cls_item {
+    uint8_t tag;
+    uint16_t len;
+    const void *data;
+};
+
+struct cls_pack {
+    struct cls_item item[CLS_ITEMS_MAX];
+    unsigned n;
+    size_t total;
+    uint8_t num[4][2];          /* storage for the u16 items */
+    unsigned nnum;
+    uint8_t dns[DNS_INFO_LEN];
+};
+
+static void pack_bytes(struct cls_pack *p, uint8_t tag, const void *data, size_t len)
+{
+    if (p->n >= CLS_ITEMS_MAX || len == 0)
+        return;
+    p->item[p->n++] = (struct cls_item){tag, (uint16_t)len, data};
+    p->total += 3 + len;
+}
+
+/* A string from nDPI, cut to what the record field can hold (cap counts
+ * the record's NUL): keeping more would only cost memory. */
+static void pack_str(struct cls_pack *p, uint8_t tag, const char *s, size_t max, size_t cap)
+{
+    if (!s)
+        return;
+    /* Never scan further than the record can keep. */
+    size_t n = strnlen(s, max < cap - 1 ? max : cap - 1);
+    pack_bytes(p, tag, s, n);
+}
+
+static void pack_u16(struct cls_pack *p, uint8_t tag, uint16_t v)
+{
+    if (v == 0 || p->nnum >= EGR_ARRAY_LEN(p->num))
+        return;
+    uint8_t *b = p->num[p->nnum++];
+    b[0] = (uint8_t)(v & 0xff);
+    b[1] = (uint8_t)(v >> 8);
+    pack_bytes(p, tag, b, 2);
+}
+
+static int is_proto(const ndpi_protocol *pr, uint16_t id)
+{
+    return pr->master_protocol == id || pr->app_protocol == id;
+}
+
+static int stack_has(const struct ndpi_flow_struct *f, uint16_t id)
+{
+    return f->detected_protocol_stack[0] == id || f->detected_protocol_stack[1] == id;
+}
+
+/* nDPI's protos union holds one protocol's data; the pointers of its TLS
+ * member are only owned (and freed by ndpi_free_flow_data) when one of
+ * these is on the detection stack. */
+static int tls_pointers_valid(const struct ndpi_flow_struct *f)
+{
+    return stack_has(f, NDPI_PROTOCOL_TLS) || stack_has(f, NDPI_PROTOCOL_QUIC) ||
+           stack_has(f, NDPI_PROTOCOL_DTLS) || stack_has(f, NDPI_PROTOCOL_MAIL_SMTPS) ||
+           stack_has(f, NDPI_PROTOCOL_MAIL_POPS) || stack_has(f, NDPI_PROTOCOL_MAIL_IMAPS);
+}
+
+static void collect_tls(struct cls_pack *p, const struct ndpi_flow_struct *f)
+{
+    pack_str(p, T_TLS_SNI, f->host_server_name, sizeof(f->host_server_name),
+             REC_CAP(tls_sni));
+    pack_u16(p, T_TLS_VERSION, f->protos.tls_quic.ssl_version);
+    pack_str(p, T_TLS_JA3C, f->protos.tls_quic.ja3_client, sizeof(f->protos.tls_quic.ja3_client),
+             REC_CAP(tls_ja3c));
+    pack_str(p, T_TLS_JA3S, f->protos.tls_quic.ja3_server, sizeof(f->protos.tls_quic.ja3_server),
+             REC_CAP(tls_ja3s));
+    static const uint8_t zero_sha1[20];
+    if (memcmp(f->protos.tls_quic.sha1_certificate_fingerprint, zero_sha1, 20) != 0)
+        pack_bytes(p, T_TLS_SHA1, f->protos.tls_quic.sha1_certificate_fingerprint, 20);
+    if (tls_pointers_valid(f)) {
+        pack_str(p, T_TLS_ALPN, f->protos.tls_quic.alpn, SIZE_MAX, REC_CAP(tls_alpn));
+        pack_str(p, T_TLS_ISSUER, f->protos.tls_quic.issuerDN, SIZE_MAX, REC_CAP(tls_issuer));
+        pack_str(p, T_TLS_SUBJECT, f->protos.tls_quic.subjectDN, SIZE_MAX,
+                 REC_CAP(tls_subject));
+    }
+}
+
+static void collect_dns(struct cls_pack *p, const struct ndpi_flow_struct *f)
+{
+    pack_str(p, T_DNS_QUERY, f->host_server_name, sizeof(f->host_server_name),
+             REC_CAP(dns_query));
+    uint8_t *d = p->dns;
+    memset(d, 0, DNS_INFO_LEN);
+    d[0] = (uint8_t)(f->protos.dns.query_type & 0xff);
+    d[1] = (uint8_t)(f->protos.dns.query_type >> 8);
+    d[2] = f->protos.dns.reply_code;
+    d[3] = f->protos.dns.is_query ? 0 : 1;
+    /* nDPI keeps the first A/AAAA answer of a response (rsp_type is the
+     * type of the answer record it stopped at). */
+    if (!f->protos.dns.is_query && f->protos.dns.num_answers > 0) {
+        if (f->protos.dns.rsp_type == 1) {
+            d[4] = 4;
+            memcpy(d + 5, &f->protos.dns.rsp_addr.ipv4, 4);
+        } else if (f->protos.dns.rsp_type == 28) {
+            d[4] = 6;
+            memcpy(d + 5, &f->protos.dns.rsp_addr.ipv6, 16);
+        }
+    }
+    pack_bytes(p, T_DNS_INFO, d, DNS_INFO_LEN);
+}
+
+static void collect_ssh(struct cls_pack *p, const struct ndpi_flow_struct *f)
+{
+    pack_str(p, T_SSH_CLIENT, f->protos.ssh.client_signature,
+             sizeof(f->protos.ssh.client_signature), REC_CAP(ssh_client));
+    pack_str(p, T_SSH_SERVER, f->protos.ssh.server_signature,
+             sizeof(f->protos.ssh.server_signature), REC_CAP(ssh_server));
+    pack_str(p, T_SSH_HASSH_C, f->protos.ssh.hassh_client, sizeof(f->protos.ssh.hassh_client),
+             REC_CAP(ssh_hassh_client));
+    pack_str(p, T_SSH_HASSH_S, f->protos.ssh.hassh_server, sizeof(f->protos.ssh.hassh_server),
+             REC_CAP(ssh_hassh_server));
+}
+
+/* Which member of nDPI's protos union is valid follows the detected
+ * protocol; the tests run in ndpiReader's order, so the union is read as
+ * the protocol ndpiReader reads it as. MDNS and LLMNR are parsed by nDPI's
+ * DNS dissector and share its member. host_server_name and the http member
+ * lie outside the union and are always safe to read; http holds the
+ * request of any flow the HTTP dissector saw, and QUIC's user agent. */
+static void collect(struct cls_pack *p, const struct ndpi_flow_struct *f, const ndpi_protocol *pr)
+{
+    memset(p, 0, sizeof(*p));
+
+    if (is_proto(pr, NDPI_PROTOCOL_DHCP) ||
+        (is_proto(pr, NDPI_PROTOCOL_BITTORRENT) && !is_proto(pr, NDPI_PROTOCOL_TLS))) {
+        /* the union holds data the record has no field for */
+    } else if (is_proto(pr, NDPI_PROTOCOL_DNS) || is_proto(pr, NDPI_PROTOCOL_MDNS) ||
+               is_proto(pr, NDPI_PROTOCOL_LLMNR)) {
+        collect_dns(p, f);
+    } else if (is_proto(pr, NDPI_PROTOCOL_UBNTAC2) || is_proto(pr, NDPI_PROTOCOL_FTP_CONTROL) ||
+               is_proto(pr, NDPI_PROTOCOL_MAIL_IMAP) || is_proto(pr, NDPI_PROTOCOL_MAIL_POP) ||
+               is_proto(pr, NDPI_PROTOCOL_MAIL_SMTP) || is_proto(pr, NDPI_PROTOCOL_KERBEROS)) {
+        /* likewise */
+    } else if (is_proto(pr, NDPI_PROTOCOL_HTTP) || is_proto(pr, NDPI_PROTOCOL_HTTP_CONNECT) ||
+               is_proto(pr, NDPI_PROTOCOL_HTTP_PROXY)) {
+        pack_str(p, T_HTTP_HOST, f->host_server_name, sizeof(f->host_server_name),
+                 REC_CAP(http_host));
+    } else if (is_proto(pr, NDPI_PROTOCOL_TELNET)) {
+        /* likewise */
+    } else if (is_proto(pr, NDPI_PROTOCOL_SSH)) {
+        collect_ssh(p, f);
+    } else if (is_proto(pr, NDPI_PROTOCOL_TLS) || is_proto(pr, NDPI_PROTOCOL_QUIC) ||
+               is_proto(pr, NDPI_PROTOCOL_DTLS) || f->protos.tls_quic.ja3_client[0] != '\0') {
+        collect_tls(p, f);
+    }
+
+    pack_str(p, T_HTTP_UA, f->http.user_agent, SIZE_MAX, REC_CAP(http_ua));
+    pack_str(p, T_HTTP_URL, f->http.url, SIZE_MAX, REC_CAP(http_url));
+    pack_u16(p, T_HTTP_STATUS, f->http.response_status_code);
+}
+
+/* The items, then a zero tag so the reader needs no length; NULL when
+ * there is nothing to keep or on allocation failure. */
+static void *pack_write(const struct cls_pack *p)
+{
+    if (p->total == 0)
+        return NULL;
+    uint8_t *buf = malloc(p->total + 1);
+    if (!buf)
+        return NULL;
+    uint8_t *w = buf;
+    for (unsigned i = 0; i < p->n; i++) {
+        const struct cls_item *it = &p->item[i];
+        w[0] = it->tag;
+        w[1] = (uint8_t)(it->len & 0xff);
+        w[2] = (uint8_t)(it->len >> 8);
+        memcpy(w + 3, it->data, it->len);
+        w += 3 + it->len;
+    }
+    *w = 0;
+    return buf;
+}
+
+static void make_result(const struct ndpi_flow_struct *f, const ndpi_protocol *pr,
+                        struct classify_result *res)
+{
+    classify_result_clear(res);
+    /* Normalised ids: master is the lower protocol ("TLS", or "DNS" when
+     * there is only one), app the one above it or 0. ndpi_protocol2name()
+     * names both forms the same. */
+    if (pr->master_protocol == NDPI_PROTOCOL_UNKNOWN || pr->master_protocol == pr->app_protocol) {
+        res->master_id = pr->app_protocol;
+        res->app_id = NDPI_PROTOCOL_UNKNOWN;
+    } else {
+        res->master_id = pr->master_protocol;
+        res->app_id = pr->app_protocol;
+    }
+    res->category = (uint16_t)pr->category;
+    res->confidence = (uint8_t)f->confidence;
+    res->risk = f->risk;
+
+    struct cls_pack p;
+    collect(&p, f, pr);
+    /* On allocation failure the names stay and the strings are lost. */
+    res->meta = pack_write(&p);
+}
+
+void classify_flow_finish(struct classify_ctx *ctx, struct classify_flow *cf,
+                          struct classify_result *res)
+{
+    struct ndpi_flow_struct *f = cls_state(cf);
+    /* ndpiReader's two give-up paths: a flow that completed without an
+     * application answer (budget spent), and a flow still in detection
+     * when it ends. For a flow that already has an answer the call only
+     * hands it back. */
+    if (cf->pkts > 0 && (!cf->completed || cf->proto.app_protocol == NDPI_PROTOCOL_UNKNOWN)) {
+        uint8_t guessed = 0;
+        cf->proto = ndpi_detection_giveup(ctx->ndpi, f, 1, &guessed);
+    }
+    make_result(f, &cf->proto, res);
+    res->done = 1;
+
+    ndpi_free_flow_data(f);
+    if (ctx->free_count >= CLS_FREE_MAX) {
+        free(cf);
+        return;
+    }
+    memset(cf, 0, ctx->alloc_size);
+    cf->next = ctx->free_list;
+    ctx->free_list = cf;
+    ctx->free_count++;
+}
+
+void classify_flow_peek(struct classify_ctx *ctx, const struct classify_flow *cf,
+                        struct classify_result *res)
+{
+    make_result(cls_cstate(cf), &cf->proto, res);
+    res->done = 0;
+}
+
+void classify_result_clear(struct classify_result *res)
+{
+    free(res->meta);
+    memset(res, 0, sizeof(*res));
+}
+
+/* ---- the record ------------------------------------------------------- */
+
+static void copy_str(char *dst, size_t cap, const uint8_t *src, size_t len)
+{
+    if (len > cap - 1)
+        len = cap - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static uint16_t get_u16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] | (b[1] << 8));
+}
+
+#define COPY(field) copy_str(out->field, sizeof(out->field), v, len)
+
+static void unpack_meta(const uint8_t *b, struct rec_ndpi *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    while (b[0] != 0) {
+        uint8_t tag = b[0];
+        size_t len = get_u16(b + 1);
+        const uint8_t *v = b + 3;
+        switch (tag) {
+        case T_TLS_SNI: COPY(tls_sni); break;
+        case T_TLS_ALPN: COPY(tls_alpn); break;
+        case T_TLS_JA3C: COPY(tls_ja3c); break;
+        case T_TLS_JA3S: COPY(tls_ja3s); break;
+        case T_TLS_ISSUER: COPY(tls_issuer); break;
+        case T_TLS_SUBJECT: COPY(tls_subject); break;
+        case T_HTTP_HOST: COPY(http_host); break;
+        case T_HTTP_UA: COPY(http_ua); break;
+        case T_HTTP_URL: COPY(http_url); break;
+        case T_DNS_QUERY: COPY(dns_query); break;
+        case T_SSH_CLIENT: COPY(ssh_client); break;
+        case T_SSH_SERVER: COPY(ssh_server); break;
+        case T_SSH_HASSH_C: COPY(ssh_hassh_client); break;
+        case T_SSH_HASSH_S: COPY(ssh_hassh_server); break;
+        case T_TLS_VERSION:
+            if (len == 2) {
+                uint8_t unknown = 0;
+                ndpi_ssl_version2str(out->tls_version, (int)sizeof(out->tls_version), get_u16(v),
+                                     &unknown);
+            }
+            break;
+        case T_HTTP_STATUS:
+            if (len == 2)
+                out->http_status = get_u16(v);
+            break;
+        case T_TLS_SHA1:
+            if (len == 20) {
+                for (size_t i = 0; i < 20; i++) {
+                    out->tls_sha1[2 * i] = hex[v[i] >> 4];
+                    out->tls_sha1[2 * i + 1] = hex[v[i] & 15];
+                }
+                out->tls_sha1[40] = '\0';
+            }
+            break;
+        case T_DNS_INFO:
+            if (len == DNS_INFO_LEN) {
+                out->dns_qtype = get_u16(v);
+                out->dns_rcode = v[2];
+                out->dns_is_response = v[3];
+                if (v[4] == 4 || v[4] == 6) {
+                    out->dns_answer_count = 1;
+                    out->dns_answer_family[0] = v[4];
+                    memcpy(out->dns_answers[0], v + 5, v[4] == 4 ? 4 : 16);
+                }
+            }
+            break;
+        default:
+            break;
+        }
+        b = v + len;
+    }
+}
+
+#undef COPY
+
+static void copy_name(char *dst, size_t cap, const char *s)
+{
+    if (!s)
+        s = "";
+    copy_str(dst, cap, (const uint8_t *)s, strlen(s));
+}
+
+void classify_fill_record(struct classify_ctx *ctx, const struct classify_result *res,
+                          struct rec_ndpi *out)
+{
+    memset(out, 0, sizeof(*out));
+    ndpi_protocol pr = {res->master_id, res->app_id, (ndpi_protocol_category_t)res->category};
+    ndpi_protocol2name(ctx->ndpi, pr, out->proto, sizeof(out->proto));
+    if (res->master_id != NDPI_PROTOCOL_UNKNOWN)
+        copy_name(out->master, sizeof(out->master), ndpi_get_proto_name(ctx->ndpi, res->master_id));
+    if (res->app_id != NDPI_PROTOCOL_UNKNOWN)
+        copy_name(out->app, sizeof(out->app), ndpi_get_proto_name(ctx->ndpi, res->app_id));
+    copy_name(out->category, sizeof(out->category),
+              ndpi_category_get_name(ctx->ndpi, (ndpi_protocol_category_t)res->category));
+    copy_name(out->confidence, sizeof(out->confidence),
+              ndpi_confidence_get_name((ndpi_confidence_t)res->confidence));
+    out->risk = res->risk;
+    out->master_id = res->master_id;
+    out->app_id = res->app_id;
+    if (res->meta)
+        unpack_meta(res->meta, out);
+}
+
+const char *classify_risk_name(unsigned bit)
+{
+    /* Every value in (NO_RISK, MAX_RISK) has a constant name in nDPI 4.2;
+     * outside it ndpi_risk2str formats into a static buffer, which is not
+     * safe with several workers. */
+    if (bit == NDPI_NO_RISK || bit >= NDPI_MAX_RISK)
+        return NULL;
+    return ndpi_risk2str((ndpi_risk_enum)bit);
+}
+
+const char *classify_ndpi_version(void)
+{
+    return ndpi_revision();
+}
+
+uint32_t classify_flow_state_size(void)
+{
+    return (uint32_t)cls_alloc_size();
+}

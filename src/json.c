@@ -1,0 +1,382 @@
+/* json.c - the streaming JSON writer (see include/egressd/json.h).
+ *
+ * Output is compact (no spaces, no newlines), the form every EVE consumer
+ * reads. Comma placement is tracked per nesting level in jb->need_comma, so
+ * callers only open, write and close. At the top level (depth 0) nothing
+ * is ever separated: a buffer may hold several documents one after another
+ * (a sink appends "\n" between them with json_raw).
+ *
+ * String escaping (json_escape_into), for attacker-controlled bytes:
+ *   - '"' and '\\' as \" and \\; \b \f \n \r \t by name; every other byte
+ *     below 0x20, and DEL (0x7f), as \u00XX (lower-case hex);
+ *   - '<', '>', '&' as \u003c \u003e \u0026 and U+2028, U+2029 as
+ *     \u2028 \u2029, so the text can sit inside HTML or a JS string;
+ *   - well-formed UTF-8 (RFC 3629: shortest form, no surrogates, at most
+ *     U+10FFFF) is copied as it is;
+ *   - every byte that is not part of a well-formed sequence (a stray
+ *     continuation byte, a lead byte of an overlong, surrogate, too-large or
+ *     truncated sequence, 0xc0, 0xc1, 0xf5..0xff) becomes \u00XX of its own
+ *     value. That maps raw byte 0xNN to code point U+00NN, as Latin-1 would:
+ *     the result is always valid JSON, and the original octets can be
+ *     recovered by anyone who knows the field may hold raw bytes.
+ *   - a NUL inside a length-given string is \u0000 (never a terminator).
+ * After a refused lead byte, decoding restarts at the next byte, so a valid
+ * character right after garbage is kept intact.
+ */
+#include "egressd/json.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JB_MIN_CAP 256
+#define JB_MAX_DEPTH 64 /* bits in need_comma */
+
+void jbuf_init(struct jbuf *jb)
+{
+    memset(jb, 0, sizeof(*jb));
+}
+
+void jbuf_reset(struct jbuf *jb)
+{
+    /* A new document: a failed allocation of the previous one must not
+     * poison every later one. */
+    jb->len = 0;
+    jb->oom = 0;
+    jb->need_comma = 0;
+    jb->depth = 0;
+    if (jb->buf)
+        jb->buf[0] = '\0';
+}
+
+void jbuf_free(struct jbuf *jb)
+{
+    free(jb->buf);
+    jbuf_init(jb);
+}
+
+int jbuf_ok(const struct jbuf *jb)
+{
+    return !jb->oom;
+}
+
+/* Makes room for n more bytes plus the terminating NUL. Returns 0 (and
+ * sets oom) on failure; every writer is a no-op once oom is set. */
+static int reserve(struct jbuf *jb, size_t n)
+{
+    if (jb->oom)
+        return 0;
+    if (n > SIZE_MAX / 2 - jb->len) {
+        jb->oom = 1;
+        return 0;
+    }
+    size_t need = jb->len + n + 1;
+    if (need <= jb->cap)
+        return 1;
+    size_t cap = jb->cap ? jb->cap : JB_MIN_CAP;
+    while (cap < need)
+        cap *= 2;
+    char *p = realloc(jb->buf, cap);
+    if (!p) {
+        jb->oom = 1;
+        return 0;
+    }
+    jb->buf = p;
+    jb->cap = cap;
+    return 1;
+}
+
+static void put(struct jbuf *jb, const char *s, size_t n)
+{
+    if (!reserve(jb, n))
+        return;
+    memcpy(jb->buf + jb->len, s, n);
+    jb->len += n;
+    jb->buf[jb->len] = '\0';
+}
+
+static void putc1(struct jbuf *jb, char c)
+{
+    if (!reserve(jb, 1))
+        return;
+    jb->buf[jb->len++] = c;
+    jb->buf[jb->len] = '\0';
+}
+
+static uint64_t level_bit(const struct jbuf *jb)
+{
+    return (uint64_t)1 << (jb->depth & (JB_MAX_DEPTH - 1));
+}
+
+/* Called before every value and key: writes the comma that separates it
+ * from the previous item of the same container. */
+static void sep(struct jbuf *jb)
+{
+    if (jb->depth == 0)
+        return;
+    if (jb->need_comma & level_bit(jb))
+        putc1(jb, ',');
+    jb->need_comma |= level_bit(jb);
+}
+
+static void open_container(struct jbuf *jb, char c)
+{
+    sep(jb);
+    if (jb->depth + 1 >= JB_MAX_DEPTH) {
+        /* Nesting this deep is a caller bug; refusing keeps the comma
+         * bits meaningful. The document is reported as failed. */
+        jb->oom = 1;
+        return;
+    }
+    putc1(jb, c);
+    jb->depth++;
+    jb->need_comma &= ~level_bit(jb);
+}
+
+static void close_container(struct jbuf *jb, char c)
+{
+    if (jb->depth == 0) {
+        jb->oom = 1; /* unbalanced close: caller bug */
+        return;
+    }
+    putc1(jb, c);
+    jb->need_comma &= ~level_bit(jb);
+    jb->depth--;
+}
+
+void json_obj_open(struct jbuf *jb)
+{
+    open_container(jb, '{');
+}
+
+void json_obj_close(struct jbuf *jb)
+{
+    close_container(jb, '}');
+}
+
+void json_arr_open(struct jbuf *jb)
+{
+    open_container(jb, '[');
+}
+
+void json_arr_close(struct jbuf *jb)
+{
+    close_container(jb, ']');
+}
+
+void json_key(struct jbuf *jb, const char *k)
+{
+    sep(jb);
+    putc1(jb, '"');
+    json_escape_into(jb, k, strlen(k));
+    put(jb, "\":", 2);
+    /* The value that follows belongs to this member: no comma before it. */
+    if (jb->depth)
+        jb->need_comma &= ~level_bit(jb);
+}
+
+static const char hexdig[] = "0123456789abcdef";
+
+static void put_u00(struct jbuf *jb, unsigned char b)
+{
+    char e[6] = {'\\', 'u', '0', '0', hexdig[b >> 4], hexdig[b & 15]};
+    put(jb, e, sizeof(e));
+}
+
+/* Length of the well-formed UTF-8 sequence starting at s[0] (2..4), or 0
+ * if s[0] does not start one within the n bytes available. Follows the
+ * table of RFC 3629 section 4, which rules out overlongs and surrogates. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf; /* allowed range of the 2nd byte */
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        if (c == 0xe0)
+            lo = 0xa0; /* overlong below U+0800 */
+        else if (c == 0xed)
+            hi = 0x9f; /* U+D800..U+DFFF surrogates */
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        if (c == 0xf0)
+            lo = 0x90; /* overlong below U+10000 */
+        else if (c == 0xf4)
+            hi = 0x8f; /* above U+10FFFF */
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return len;
+}
+
+void json_escape_into(struct jbuf *jb, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n && !jb->oom) {
+        /* Copy the longest run that needs no escaping in one go. */
+        size_t run = i;
+        while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' &&
+               s[run] != '\\' && s[run] != '<' && s[run] != '>' && s[run] != '&')
+            run++;
+        if (run > i) {
+            put(jb, str + i, run - i);
+            i = run;
+            continue;
+        }
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            switch (c) {
+            case '"': put(jb, "\\\"", 2); break;
+            case '\\': put(jb, "\\\\", 2); break;
+            case '\b': put(jb, "\\b", 2); break;
+            case '\f': put(jb, "\\f", 2); break;
+            case '\n': put(jb, "\\n", 2); break;
+            case '\r': put(jb, "\\r", 2); break;
+            case '\t': put(jb, "\\t", 2); break;
+            default: put_u00(jb, c); break; /* other controls, DEL, < > & */
+            }
+            i++;
+            continue;
+        }
+        size_t len = utf8_seq_len(s + i, n - i);
+        if (len == 0) {
+            put_u00(jb, c);
+            i++;
+        } else if (len == 3 && c == 0xe2 && s[i + 1] == 0x80 && (s[i + 2] == 0xa8 || s[i + 2] == 0xa9)) {
+            put(jb, s[i + 2] == 0xa8 ? "\\u2028" : "\\u2029", 6);
+            i += 3;
+        } else {
+            put(jb, str + i, len);
+            i += len;
+        }
+    }
+}
+
+void json_kv_obj(struct jbuf *jb, const char *k)
+{
+    json_key(jb, k);
+    json_obj_open(jb);
+}
+
+void json_kv_arr(struct jbuf *jb, const char *k)
+{
+    json_key(jb, k);
+    json_arr_open(jb);
+}
+
+void json_strn(struct jbuf *jb, const char *v, size_t n)
+{
+    sep(jb);
+    putc1(jb, '"');
+    json_escape_into(jb, v, n);
+    putc1(jb, '"');
+}
+
+void json_str(struct jbuf *jb, const char *v)
+{
+    if (!v) {
+        sep(jb);
+        put(jb, "null", 4);
+        return;
+    }
+    json_strn(jb, v, strlen(v));
+}
+
+void json_u64(struct jbuf *jb, uint64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v);
+    sep(jb);
+    put(jb, tmp, (size_t)n);
+}
+
+static void json_i64(struct jbuf *jb, int64_t v)
+{
+    char tmp[24];
+    int n = snprintf(tmp, sizeof(tmp), "%" PRId64, v);
+    sep(jb);
+    put(jb, tmp, (size_t)n);
+}
+
+static void json_bool(struct jbuf *jb, int v)
+{
+    sep(jb);
+    if (v)
+        put(jb, "true", 4);
+    else
+        put(jb, "false", 5);
+}
+
+static void json_dbl(struct jbuf *jb, double v)
+{
+    sep(jb);
+    if (!isfinite(v)) {
+        put(jb, "null", 4); /* JSON has no NaN or Infinity */
+        return;
+    }
+    /* %.6f of the largest double is 316 bytes; a local buffer of 400 fits
+     * any finite value. */
+    char tmp[400];
+    int n = snprintf(tmp, sizeof(tmp), "%.6f", v);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        put(jb, "null", 4);
+        return;
+    }
+    /* "-0.000000" is valid JSON, and so is every %f output: digits, one
+     * dot, optional minus, no exponent. */
+    put(jb, tmp, (size_t)n);
+}
+
+void json_raw(struct jbuf *jb, const char *s, size_t n)
+{
+    /* Inside a container the text is one value and gets its comma; at the
+     * top level it is plain text between documents. */
+    sep(jb);
+    put(jb, s, n);
+}
+
+void json_kv_str(struct jbuf *jb, const char *k, const char *v)
+{
+    json_key(jb, k);
+    json_str(jb, v);
+}
+
+void json_kv_strn(struct jbuf *jb, const char *k, const char *v, size_t n)
+{
+    json_key(jb, k);
+    json_strn(jb, v, n);
+}
+
+void json_kv_u64(struct jbuf *jb, const char *k, uint64_t v)
+{
+    json_key(jb, k);
+    json_u64(jb, v);
+}
+
+void json_kv_i64(struct jbuf *jb, const char *k, int64_t v)
+{
+    json_key(jb, k);
+    json_i64(jb, v);
+}
+
+void json_kv_bool(struct jbuf *jb, const char *k, int v)
+{
+    json_key(jb, k);
+    json_bool(jb, v);
+}
+
+void json_kv_dbl(struct jbuf *jb, const char *k, double v)
+{
+    json_key(jb, k);
+    json_dbl(jb, v);
+}

@@ -1,0 +1,225 @@
+/* test_sink_json.c - the JSON-lines sink: one event per line exactly as
+ * eve.c formats it, standard output through "-", the one-line error for an
+ * unopenable path, and write errors (a full device) reported through the
+ * return codes and error() - sticky, naming the path and the reason. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "egressd/eve.h"
+#include "egressd/sink.h"
+#include "json_check.h"
+
+static void record(struct flow_record *r, uint64_t id)
+{
+    memset(r, 0, sizeof(*r));
+    r->flow_id = id;
+    r->first_us = 1700000000000000ull + id;
+    r->last_us = r->first_us + 1000;
+    r->emit_us = r->last_us;
+    r->family = 4;
+    r->proto = 17;
+    r->src_ip[0] = 10;
+    r->src_ip[3] = 1;
+    r->dst_ip[0] = 10;
+    r->dst_ip[3] = 2;
+    r->src_port = 1024;
+    r->dst_port = 53;
+    r->pkts_toserver = 1;
+    strcpy(r->community_id, "1:xyz");
+    strcpy(r->ndpi.proto, "DNS");
+    strcpy(r->ndpi.app, "DNS");
+    strcpy(r->ndpi.dns_query, "q\n\"<x>");
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "rb");
+    assert_non_null(fp);
+    char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    *len = fread(buf, 1, (1 << 20) - 1, fp);
+    buf[*len] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* What the sink must have written: each event as eve.c formats it + "\n". */
+static void expected(struct jbuf *want, const struct flow_record *recs, size_t n,
+                     const struct run_stats *st)
+{
+    struct jbuf one;
+    jbuf_init(&one);
+    for (size_t i = 0; i <= n; i++) {
+        jbuf_reset(&one);
+        if (i < n)
+            eve_format_flow(&one, &recs[i]);
+        else
+            eve_format_stats(&one, st);
+        json_raw(want, one.buf, one.len);
+        json_raw(want, "\n", 1);
+    }
+    assert_true(jbuf_ok(want));
+    jbuf_free(&one);
+}
+
+static void test_file_lines(void **state)
+{
+    (void)state;
+    char path[256];
+    assert_int_equal(jc_write_temp("old content\n", 12, path, sizeof(path)), 0);
+
+    struct sink s;
+    struct egr_err err = {""};
+    assert_int_equal(sink_json_open(path, &s, &err), EGR_OK);
+    assert_string_equal(s.ops->name, "json");
+    assert_string_equal(s.ops->error(s.self), "");
+
+    struct flow_record recs[3];
+    for (int i = 0; i < 3; i++) {
+        record(&recs[i], 100 + (uint64_t)i);
+        assert_int_equal(s.ops->flow(s.self, &recs[i]), EGR_OK);
+    }
+    struct run_stats st;
+    memset(&st, 0, sizeof(st));
+    st.packets = 3;
+    assert_int_equal(s.ops->stats(s.self, &st), EGR_OK);
+    assert_int_equal(s.ops->flush(s.self), EGR_OK);
+    assert_string_equal(s.ops->error(s.self), "");
+    s.ops->close(s.self);
+
+    size_t len;
+    char *got = slurp(path, &len);
+    struct jbuf want;
+    jbuf_init(&want);
+    expected(&want, recs, 3, &st);
+    assert_int_equal(len, want.len); /* truncated at open: no "old content" */
+    assert_memory_equal(got, want.buf, len);
+    assert_int_equal(jc_check_text(got, len, "lines",
+                                   "[e[\"event_type\"] for e in d] == [\"flow\"] * 3 + [\"stats\"] and "
+                                   "[e.get(\"flow_id\") for e in d[:3]] == [100, 101, 102] and "
+                                   "d[0][\"ndpi\"][\"dns\"][\"query\"] == \"q\\n\\\"<x>\""),
+                     0);
+    jbuf_free(&want);
+    free(got);
+    unlink(path);
+}
+
+static void test_stdout(void **state)
+{
+    (void)state;
+    char path[256];
+    assert_int_equal(jc_write_temp("", 0, path, sizeof(path)), 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    int fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, STDOUT_FILENO), STDOUT_FILENO);
+    close(fd);
+
+    struct sink s;
+    struct egr_err err = {""};
+    int rc = sink_json_open("-", &s, &err);
+    struct flow_record r;
+    record(&r, 7);
+    int frc = rc == EGR_OK ? s.ops->flow(s.self, &r) : rc;
+    int flrc = rc == EGR_OK ? s.ops->flush(s.self) : rc;
+    if (rc == EGR_OK)
+        s.ops->close(s.self);
+    /* stdout itself stays open and usable */
+    int wrc = printf("after\n");
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    assert_int_equal(rc, EGR_OK);
+    assert_int_equal(frc, EGR_OK);
+    assert_int_equal(flrc, EGR_OK);
+    assert_true(wrc > 0);
+
+    size_t len;
+    char *got = slurp(path, &len);
+    struct jbuf want;
+    jbuf_init(&want);
+    eve_format_flow(&want, &r);
+    json_raw(&want, "\nafter\n", 7);
+    assert_string_equal(got, want.buf);
+    jbuf_free(&want);
+    free(got);
+    unlink(path);
+}
+
+static void test_open_error(void **state)
+{
+    (void)state;
+    struct sink s = {NULL, NULL};
+    struct egr_err err = {""};
+    assert_int_equal(sink_json_open("/nonexistent-dir/eve.json", &s, &err), EGR_EIO);
+    assert_string_equal(err.msg,
+                        "/nonexistent-dir/eve.json: cannot open for writing: No such file or directory");
+    assert_null(strchr(err.msg, '\n'));
+    assert_null(s.self);
+
+    /* a directory */
+    assert_int_equal(sink_json_open("/", &s, &err), EGR_EIO);
+    assert_string_equal(err.msg, "/: cannot open for writing: Is a directory");
+}
+
+/* /dev/full accepts the open and fails every write with ENOSPC. */
+static void test_disk_full(void **state)
+{
+    (void)state;
+    struct stat sb;
+    if (stat("/dev/full", &sb) != 0)
+        fail_msg("/dev/full is needed for this test");
+    struct sink s;
+    struct egr_err err = {""};
+    assert_int_equal(sink_json_open("/dev/full", &s, &err), EGR_OK);
+    const char *want_msg = "/dev/full: write: No space left on device";
+
+    /* Small: the error shows at flush. */
+    struct flow_record r;
+    record(&r, 1);
+    assert_int_equal(s.ops->flow(s.self, &r), EGR_OK);
+    assert_int_equal(s.ops->flush(s.self), EGR_EIO);
+    assert_string_equal(s.ops->error(s.self), want_msg);
+    /* sticky: later calls fail at once with the same message */
+    assert_int_equal(s.ops->flow(s.self, &r), EGR_EIO);
+    struct run_stats st;
+    memset(&st, 0, sizeof(st));
+    assert_int_equal(s.ops->stats(s.self, &st), EGR_EIO);
+    assert_int_equal(s.ops->flush(s.self), EGR_EIO);
+    assert_string_equal(s.ops->error(s.self), want_msg);
+    s.ops->close(s.self);
+
+    /* Large: the buffer fills and a record write itself fails. */
+    assert_int_equal(sink_json_open("/dev/full", &s, &err), EGR_OK);
+    int rc = EGR_OK, i;
+    for (i = 0; i < 100000 && rc == EGR_OK; i++)
+        rc = s.ops->flow(s.self, &r);
+    assert_int_equal(rc, EGR_EIO);
+    assert_true(i > 1 && i < 100000);
+    assert_string_equal(s.ops->error(s.self), want_msg);
+    s.ops->close(s.self);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_file_lines),
+        cmocka_unit_test(test_stdout),
+        cmocka_unit_test(test_open_error),
+        cmocka_unit_test(test_disk_full),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
