@@ -21,9 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "egressd/classify.h"
 #include "egressd/flow.h"
+#include "egressd/geo.h"
+#include "egressd/names.h"
 
 #define CFG_FILE_MAX (16u << 20) /* larger is not a configuration */
 #define CFG_PATH_MAX 256         /* longest dotted path shown or matched */
@@ -58,6 +61,12 @@ const struct config_key config_keys[] = {
     {"community_id.seed", CONFIG_UINT, 0, UINT16_MAX, FIELD(flow.cid.seed), NULL},
     {"community_id.base64", CONFIG_BOOL, 0, 1, FIELD(flow.cid.base64), NULL},
     {"output.json", CONFIG_STRING, 0, 0, FIELD(json_path), NULL},
+    {"geoip.country_db", CONFIG_STRING, 0, 0, FIELD(geo.country_db), NULL},
+    {"geoip.asn_db", CONFIG_STRING, 0, 0, FIELD(geo.asn_db), NULL},
+    {"geoip.cache_size", CONFIG_UINT, 0, GEO_CACHE_MAX, FIELD(geo.cache_size), NULL},
+    {"passive_dns.max_entries", CONFIG_UINT, 1, NAMES_MAX_ENTRIES, FIELD(names_max), NULL},
+    {"passive_dns.min_ttl", CONFIG_DURATION, 0, 30 * DAY, FIELD(names_min_ttl), NULL},
+    {"passive_dns.max_ttl", CONFIG_DURATION, 1, 30 * DAY, FIELD(names_max_ttl), NULL},
 };
 const size_t config_nkeys = EGR_ARRAY_LEN(config_keys);
 
@@ -67,6 +76,21 @@ void config_defaults(struct egr_config *cfg)
     flow_config_defaults(&cfg->flow);
     classify_config_defaults(&cfg->classify);
     cfg->json_path[0] = '\0';
+    geo_config_defaults(&cfg->geo);
+    snprintf(cfg->geo.country_db, sizeof(cfg->geo.country_db), "%s", CONFIG_COUNTRY_DB_DEFAULT);
+    snprintf(cfg->geo.asn_db, sizeof(cfg->geo.asn_db), "%s", CONFIG_ASN_DB_DEFAULT);
+    cfg->names_max = 65536;
+    cfg->names_min_ttl = NAMES_TTL_MIN_DEFAULT;
+    cfg->names_max_ttl = NAMES_TTL_MAX_DEFAULT;
+}
+
+void config_resolve_geo(struct egr_config *cfg)
+{
+    if (!strcmp(cfg->geo.country_db, CONFIG_COUNTRY_DB_DEFAULT) &&
+        access(CONFIG_COUNTRY_DB_DEFAULT, R_OK) != 0)
+        cfg->geo.country_db[0] = '\0';
+    if (!strcmp(cfg->geo.asn_db, CONFIG_ASN_DB_DEFAULT) && access(CONFIG_ASN_DB_DEFAULT, R_OK) != 0)
+        cfg->geo.asn_db[0] = '\0';
 }
 
 /* ---- small helpers ------------------------------------------------------ */

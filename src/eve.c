@@ -332,15 +332,18 @@ static const char *app_proto_for(const struct flow_record *r)
     return ap;
 }
 
-void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
+/* The members every event about a flow starts with (EVE's common header):
+ * time, flow_id, event_type, vlan, addresses, ports, protocol, app_proto,
+ * community_id, then egressd's enrichment. */
+static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64_t ts_us,
+                            const char *event_type)
 {
     char pbuf[8];
     int fam = r->family == 6 ? 6 : 4;
 
-    json_obj_open(jb);
-    kv_time(jb, "timestamp", r->emit_us);
+    kv_time(jb, "timestamp", ts_us);
     json_kv_u64(jb, "flow_id", r->flow_id);
-    json_kv_str(jb, "event_type", "flow");
+    json_kv_str(jb, "event_type", event_type);
     if (r->vlan_count) {
         unsigned nv = r->vlan_count > 2 ? 2 : r->vlan_count;
         json_kv_arr(jb, "vlan");
@@ -364,6 +367,38 @@ void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
     json_kv_str(jb, "app_proto", app_proto_for(r));
     KV_FIELD(jb, "community_id", r->community_id);
 
+    const struct rec_enrich *e = &r->enrich;
+    if (e->direction != DIR_UNKNOWN)
+        json_kv_str(jb, "direction", rec_direction_name(e->direction));
+    if (e->dest_name[0]) {
+        KV_FIELD(jb, "dest_name", e->dest_name);
+        json_kv_str(jb, "dest_name_source", rec_name_src_name(e->dest_name_src));
+    }
+    if (e->asset[0] || e->role[0]) {
+        json_kv_obj(jb, "asset");
+        if (e->asset[0])
+            KV_FIELD(jb, "name", e->asset);
+        if (e->role[0])
+            KV_FIELD(jb, "role", e->role);
+        json_obj_close(jb);
+    }
+    if (e->has_country || e->has_asn || e->has_org) {
+        json_kv_obj(jb, "geo");
+        if (e->has_country)
+            KV_FIELD(jb, "country", e->country);
+        if (e->has_asn)
+            json_kv_u64(jb, "asn", e->asn);
+        if (e->has_org)
+            KV_FIELD(jb, "as_org", e->as_org);
+        json_obj_close(jb);
+    }
+}
+
+void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
+{
+    json_obj_open(jb);
+    write_flow_head(jb, r, r->emit_us, "flow");
+
     json_kv_obj(jb, "flow");
     json_kv_u64(jb, "pkts_toserver", r->pkts_toserver);
     json_kv_u64(jb, "pkts_toclient", r->pkts_toclient);
@@ -376,7 +411,7 @@ void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
     json_kv_u64(jb, "age", s1 > s0 ? s1 - s0 : 0);
     json_kv_str(jb, "state", flow_state_name(r->state));
     json_kv_str(jb, "reason", flow_end_reason_name(r->reason));
-    json_kv_bool(jb, "alerted", 0);
+    json_kv_bool(jb, "alerted", r->alerted);
     json_kv_str(jb, "initiator", flow_init_how_name(r->init_how));
     json_kv_bool(jb, "interim", r->reason == END_ACTIVE);
     json_kv_u64(jb, "seq", r->seq);
@@ -388,6 +423,42 @@ void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
         write_tunnel(jb, r->tunnel);
     if (r->ndpi.proto[0])
         write_ndpi(jb, &r->ndpi);
+    json_obj_close(jb);
+}
+
+/* Signature ids of egressd's alert kinds, in a private range so they never
+ * collide with Suricata rule sids in a shared SIEM index. */
+#define EVE_SID_BASE 9100000u
+
+void eve_format_alert(struct jbuf *jb, const struct alert_record *a)
+{
+    const struct flow_record *r = &a->flow;
+    json_obj_open(jb);
+    write_flow_head(jb, r, a->ts_us, "alert");
+    json_kv_obj(jb, "alert");
+    json_kv_str(jb, "action", "allowed");
+    json_kv_u64(jb, "gid", 1);
+    json_kv_u64(jb, "signature_id", EVE_SID_BASE + a->kind);
+    json_kv_u64(jb, "rev", 1);
+    KV_FIELD(jb, "signature", a->reason);
+    json_kv_str(jb, "category", alert_kind_name(a->kind));
+    json_kv_u64(jb, "severity", a->severity);
+    json_kv_str(jb, "severity_name", alert_severity_name(a->severity));
+    json_kv_str(jb, "alert_key", a->alert_key);
+    json_kv_u64(jb, "count", a->count);
+    kv_time(jb, "first_seen", a->first_seen_us);
+    kv_time(jb, "last_seen", a->last_seen_us);
+    json_kv_bool(jb, "update", a->update);
+    if (a->service[0])
+        KV_FIELD(jb, "service", a->service);
+    if (a->intel_list[0])
+        KV_FIELD(jb, "intel_list", a->intel_list);
+    json_obj_close(jb);
+    if (r->ndpi.proto[0]) {
+        json_kv_obj(jb, "ndpi");
+        KV_FIELD(jb, "proto", r->ndpi.proto);
+        json_obj_close(jb);
+    }
     json_obj_close(jb);
 }
 
@@ -427,6 +498,16 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
     json_obj_close(jb);
     json_kv_u64(jb, "evicted", st->flow.records[END_EVICTED]);
     json_obj_close(jb);
+
+    json_kv_obj(jb, "enrich");
+    json_kv_u64(jb, "geo_lookups", st->geo_lookups);
+    json_kv_u64(jb, "geo_cache_hits", st->geo_cache_hits);
+    json_kv_u64(jb, "dns_responses", st->dns_responses);
+    json_kv_u64(jb, "dns_errors", st->dns_errors);
+    json_kv_u64(jb, "names_learned", st->names_learned);
+    json_kv_u64(jb, "names_hits", st->names_hits);
+    json_obj_close(jb);
+    json_kv_u64(jb, "alerts", st->alerts);
 
     json_obj_close(jb); /* stats */
     json_obj_close(jb);

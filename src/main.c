@@ -49,7 +49,7 @@ static void usage(FILE *to)
             "output error), 2 usage or configuration error.\n");
 }
 
-static void emit_flow(void *arg, const struct flow_record *rec)
+static void emit_flow(void *arg, struct flow_record *rec)
 {
     struct outputs *o = arg;
     for (unsigned i = 0; i < o->n; i++) {
@@ -146,6 +146,7 @@ int main(int argc, char **argv)
         free(inputs);
         return EXIT_USAGE;
     }
+    config_resolve_geo(&cfg);
     if (check_only) {
         if (!config_path) {
             fprintf(stderr, "egressd: --check-config needs -c CONFIG\n");

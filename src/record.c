@@ -44,3 +44,28 @@ const char *flow_init_how_name(unsigned h)
 {
     return h < EGR_ARRAY_LEN(init_names) ? init_names[h] : "unknown";
 }
+
+static const char *const name_src_names[] = {
+    [NAME_NONE] = "none",
+    [NAME_SNI] = "sni",
+    [NAME_HTTP] = "http",
+    [NAME_DNS] = "dns",
+};
+
+static const char *const direction_names[] = {
+    [DIR_UNKNOWN] = "unknown",
+    [DIR_EGRESS] = "egress",
+    [DIR_INBOUND] = "inbound",
+    [DIR_INTERNAL] = "internal",
+    [DIR_EXTERNAL] = "external",
+};
+
+const char *rec_name_src_name(unsigned s)
+{
+    return s < EGR_ARRAY_LEN(name_src_names) ? name_src_names[s] : "unknown";
+}
+
+const char *rec_direction_name(unsigned d)
+{
+    return d < EGR_ARRAY_LEN(direction_names) ? direction_names[d] : "unknown";
+}

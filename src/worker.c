@@ -1,19 +1,43 @@
-/* worker.c - per-packet glue for one capture worker (see worker.h). */
+/* worker.c - per-packet glue for one capture worker (see worker.h):
+ * decode -> passive DNS -> flow table -> classify, and on the way out of the
+ * flow table the enrichment of each record (direction and asset from the
+ * policy, destination name, GeoIP/ASN of the remote end).
+ *
+ * Enrichment runs once per record, never per packet: GeoIP answers are
+ * cached, and the destination name comes from what classification already
+ * found (SNI, HTTP host) or from the passive-DNS table.
+ */
 #include "egressd/worker.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "egressd/classify.h"
 #include "egressd/decode.h"
+#include "egressd/dns.h"
+#include "egressd/geo.h"
+#include "egressd/names.h"
+#include "egressd/netset.h"
 
 struct worker {
     struct classify_ctx *cls;
     struct flow_table *flows;
+    struct geo *geo;
+    struct names *names;
+    struct dns_answers *dns; /* ~17 KB scratch for one parsed response */
+    worker_annotate_fn annotate;
+    void *annotate_arg;
+    flow_emit_fn emit;
+    void *emit_arg;
     struct decode_stats dec;
+    struct dns_stats dnsst;
     uint64_t packets, bytes, ip_packets, not_ip;
     uint64_t last_ts_us;
 };
+
+static void worker_emit(void *arg, struct flow_record *rec);
 
 int worker_new(const struct egr_config *cfg, flow_emit_fn emit, void *emit_arg,
                struct worker **out, struct egr_err *err)
@@ -21,9 +45,20 @@ int worker_new(const struct egr_config *cfg, flow_emit_fn emit, void *emit_arg,
     struct worker *w = calloc(1, sizeof(*w));
     if (!w)
         return egr_fail(err, EGR_ENOMEM, "worker: out of memory");
-    int rc = classify_new(&cfg->classify, &w->cls, err);
+    w->emit = emit;
+    w->emit_arg = emit_arg;
+    w->dns = malloc(sizeof(*w->dns));
+    int rc = w->dns ? EGR_OK : egr_fail(err, EGR_ENOMEM, "worker: out of memory");
     if (rc == EGR_OK)
-        rc = flow_table_new(&cfg->flow, w->cls, emit, emit_arg, &w->flows, err);
+        rc = geo_open(&cfg->geo, &w->geo, err);
+    if (rc == EGR_OK)
+        rc = names_new(cfg->names_max, &w->names, err);
+    if (rc == EGR_OK)
+        rc = names_set_ttl(w->names, cfg->names_min_ttl, cfg->names_max_ttl, err);
+    if (rc == EGR_OK)
+        rc = classify_new(&cfg->classify, &w->cls, err);
+    if (rc == EGR_OK)
+        rc = flow_table_new(&cfg->flow, w->cls, worker_emit, w, &w->flows, err);
     if (rc != EGR_OK) {
         worker_free(w);
         return rc;
@@ -40,7 +75,102 @@ void worker_free(struct worker *w)
     flow_table_free(w->flows);
     if (w->cls)
         classify_free(w->cls);
+    geo_free(w->geo);
+    names_free(w->names);
+    free(w->dns);
     free(w);
+}
+
+void worker_set_annotate(struct worker *w, worker_annotate_fn fn, void *arg)
+{
+    w->annotate = fn;
+    w->annotate_arg = arg;
+}
+
+/* An HTTP Host that is an address literal ("10.1.2.3", "[2001:db8::1]:8080")
+ * names nothing: the passive-DNS name, if any, says more. */
+static int host_is_literal(const char *h)
+{
+    char buf[64];
+    size_t n = strcspn(h, "]");
+    if (h[0] == '[') {
+        if (n - 1 >= sizeof(buf))
+            return 0;
+        memcpy(buf, h + 1, n - 1);
+        buf[n - 1] = '\0';
+    } else {
+        n = strcspn(h, ":");
+        if (n >= sizeof(buf) || strchr(h + n + (h[n] ? 1 : 0), ':'))
+            n = strlen(h); /* bare IPv6 */
+        if (n >= sizeof(buf))
+            return 0;
+        memcpy(buf, h, n);
+        buf[n] = '\0';
+    }
+    uint8_t a[16];
+    return inet_pton(AF_INET, buf, a) == 1 || inet_pton(AF_INET6, buf, a) == 1;
+}
+
+static void set_name(struct rec_enrich *e, const char *name, uint8_t src)
+{
+    snprintf(e->dest_name, sizeof(e->dest_name), "%s", name);
+    e->dest_name_src = src;
+}
+
+/* Enriches a record leaving the flow table, then hands it on. */
+static void worker_emit(void *arg, struct flow_record *r)
+{
+    struct worker *w = arg;
+    struct rec_enrich *e = &r->enrich;
+    memset(e, 0, sizeof(*e));
+    if (w->annotate)
+        w->annotate(w->annotate_arg, r);
+
+    /* The responder's name, best source first. */
+    if (r->ndpi.tls_sni[0])
+        set_name(e, r->ndpi.tls_sni, NAME_SNI);
+    else if (r->ndpi.http_host[0] && !host_is_literal(r->ndpi.http_host))
+        set_name(e, r->ndpi.http_host, NAME_HTTP);
+    else if (names_lookup(w->names, r->family, r->dst_ip, r->first_us, e->dest_name,
+                          sizeof(e->dest_name)))
+        e->dest_name_src = NAME_DNS;
+
+    /* GeoIP of the remote end: the initiator when it came from outside.
+     * Without a home_net, the responder unless only the initiator is a
+     * public address. */
+    const uint8_t *remote = r->dst_ip;
+    if (e->direction == DIR_INBOUND ||
+        (e->direction == DIR_UNKNOWN && netset_is_special(r->family, r->dst_ip) &&
+         !netset_is_special(r->family, r->src_ip)))
+        remote = r->src_ip;
+    struct geo_info gi;
+    if (geo_lookup(w->geo, r->family, remote, &gi)) {
+        e->has_country = gi.has_country;
+        e->has_asn = gi.has_asn;
+        e->has_org = gi.has_org;
+        memcpy(e->country, gi.country, sizeof(e->country));
+        e->asn = gi.asn;
+        snprintf(e->as_org, sizeof(e->as_org), "%s", gi.as_org);
+    }
+    w->emit(w->emit_arg, r);
+}
+
+/* DNS answers seen on the wire feed the passive-DNS table. Only responses
+ * from port 53 are parsed; over TCP only a response that starts a segment
+ * (no reassembly). */
+static void learn_dns(struct worker *w, const struct pkt_meta *m)
+{
+    if (!(m->flags & PKT_F_L4) || m->sport != 53 || !m->payload || m->payload_len == 0 ||
+        (m->flags & PKT_F_FRAG))
+        return;
+    if (m->proto == 17)
+        dns_parse_response(m->payload, m->payload_len, w->dns);
+    else if (m->proto == 6)
+        dns_parse_tcp(m->payload, m->payload_len, w->dns, NULL);
+    else
+        return;
+    dns_stats_count(&w->dnsst, w->dns);
+    names_learn(w->names, w->dns, m->ts_us);
 }
 
 void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
@@ -53,6 +183,7 @@ void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
     int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
     if (rc == DECODE_OK) {
         w->ip_packets++;
+        learn_dns(w, &m);
         flow_table_packet(w->flows, &m);
     } else {
         if (rc == DECODE_NOT_IP)
@@ -87,4 +218,12 @@ void worker_stats(const struct worker *w, struct run_stats *st)
     st->flow.active_max += fs->active_max;
     st->flow.frag_orphans += fs->frag_orphans;
     st->flow.classify_oom += fs->classify_oom;
+    const struct geo_stats *gs = geo_stats(w->geo);
+    st->geo_lookups += gs->lookups;
+    st->geo_cache_hits += gs->cache_hits;
+    const struct names_stats *ns = names_stats(w->names);
+    st->dns_responses += w->dnsst.messages;
+    st->dns_errors += w->dnsst.messages - w->dnsst.ok;
+    st->names_learned += ns->learned;
+    st->names_hits += ns->hits;
 }

@@ -11,12 +11,29 @@
 #include "egressd/classify.h"
 #include "egressd/common.h"
 #include "egressd/flow.h"
+#include "egressd/geo.h"
 
 struct egr_config {
     struct flow_config flow;         /* flow: */
     struct classify_config classify; /* classify: */
     char json_path[1024];            /* output.json ("" = none) */
+    struct geo_config geo;           /* geoip: */
+    uint32_t names_max;              /* passive_dns.max_entries */
+    uint32_t names_min_ttl;          /* passive_dns.min_ttl (s) */
+    uint32_t names_max_ttl;          /* passive_dns.max_ttl (s) */
 };
+
+/* Where scripts/geoip-db.sh installs the default databases. When the
+ * geoip keys are left at these defaults and the files are absent, the
+ * sensor runs without them (see config_resolve_geo). */
+#define CONFIG_GEOIP_DIR "/var/lib/egressd/geoip"
+#define CONFIG_COUNTRY_DB_DEFAULT CONFIG_GEOIP_DIR "/geo-whois-asn-country.mmdb"
+#define CONFIG_ASN_DB_DEFAULT CONFIG_GEOIP_DIR "/asn.mmdb"
+
+/* Clears a GeoIP path that is still the default and names a missing file,
+ * so a machine without the default databases runs without enrichment
+ * instead of failing. An explicitly configured path is never touched. */
+void config_resolve_geo(struct egr_config *cfg);
 
 /* Fills every field with its documented default. Cannot fail. */
 void config_defaults(struct egr_config *cfg);

@@ -4,12 +4,16 @@
 #ifndef EGRESSD_EVE_H
 #define EGRESSD_EVE_H
 
+#include "egressd/alert.h"
 #include "egressd/json.h"
 #include "egressd/record.h"
 #include "egressd/sink.h"
 
 /* Appends one `flow` event object (no newline) to jb. */
 void eve_format_flow(struct jbuf *jb, const struct flow_record *rec);
+
+/* Appends one `alert` event object (no newline) to jb. */
+void eve_format_alert(struct jbuf *jb, const struct alert_record *a);
 
 /* Appends one `stats` event object (no newline) to jb. */
 void eve_format_stats(struct jbuf *jb, const struct run_stats *st);

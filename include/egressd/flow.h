@@ -48,7 +48,9 @@ struct flow_stats {
     uint64_t classify_oom;       /* flows left unclassified: no nDPI state */
 };
 
-typedef void (*flow_emit_fn)(void *arg, const struct flow_record *rec);
+/* The record is the table's scratch: valid only during the call; the callee
+ * may enrich it in place before passing it on. */
+typedef void (*flow_emit_fn)(void *arg, struct flow_record *rec);
 
 struct flow_table;
 

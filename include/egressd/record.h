@@ -133,6 +133,7 @@ struct flow_record {
     uint8_t reason;       /* enum flow_end_reason */
     uint8_t init_how;     /* enum flow_init_how */
     uint8_t ndpi_done;    /* 1 if detection finished (detected or gave up) */
+    uint8_t alerted;      /* set by the policy stage when this flow raised an alert */
     uint32_t seq;         /* 0 for the first record of a flow, +1 per interim */
 
     char community_id[CID_STR_MAX];

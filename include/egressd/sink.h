@@ -24,6 +24,15 @@ struct run_stats {
     uint64_t input_errors;     /* inputs that ended in an error */
     struct decode_stats decode;
     struct flow_stats flow;
+    /* enrichment */
+    uint64_t geo_lookups;      /* GeoIP lookups (one per record with a remote end) */
+    uint64_t geo_cache_hits;
+    uint64_t dns_responses;    /* DNS responses parsed for passive DNS */
+    uint64_t dns_errors;       /* of those, malformed (answers before the fault kept) */
+    uint64_t names_learned;    /* addresses learned from them */
+    uint64_t names_hits;       /* records named from passive DNS */
+    /* alerts (filled by the policy stage) */
+    uint64_t alerts;           /* alert events written (first alerts and updates) */
 };
 
 struct sink_ops {

@@ -13,6 +13,12 @@
 
 struct worker;
 
+/* Called on every record before enrichment reads its direction: the policy
+ * sets direction, asset and role here. Must be cheap and thread-safe for a
+ * shared read-only policy. */
+typedef void (*worker_annotate_fn)(void *arg, struct flow_record *rec);
+void worker_set_annotate(struct worker *w, worker_annotate_fn fn, void *arg);
+
 int worker_new(const struct egr_config *cfg, flow_emit_fn emit, void *emit_arg,
                struct worker **out, struct egr_err *err);
 void worker_free(struct worker *w);

@@ -20,7 +20,7 @@ static struct jbuf g_jb;
 static uint64_t g_ts = 1700000000ull * 1000000ull;
 static unsigned g_count;
 
-static void emit(void *arg, const struct flow_record *rec)
+static void emit(void *arg, struct flow_record *rec)
 {
     (void)arg;
     jbuf_reset(&g_jb);

@@ -23,7 +23,7 @@ struct sinkrec {
     unsigned n;
 };
 
-static void collect(void *arg, const struct flow_record *rec)
+static void collect(void *arg, struct flow_record *rec)
 {
     struct sinkrec *s = arg;
     assert_true(s->n < MAXREC);
