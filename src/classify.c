@@ -257,8 +257,10 @@ static void pack_bytes(struct cls_pack *p, uint8_t tag, const void *data, size_t
 }
 
 /* A string from nDPI, cut to what the record field can hold (cap counts
- * the record's NUL): keeping more would only cost memory. */
-static void pack_str(struct cls_pack *p, uint8_t tag, const char *s, size_t max, size_t cap)
+ * the record's NUL): keeping more would only cost memory. Not inlined: once
+ * per flow, and inlined copies make GCC's -O3 overread check see bounds of
+ * one call site against the source array of another. */
+__attribute__((noinline)) static void pack_str(struct cls_pack *p, uint8_t tag, const char *s, size_t max, size_t cap)
 {
     if (!s)
         return;

@@ -184,9 +184,21 @@ int config_error(struct config_parse *p, const yaml_node_t *node, const char *pa
  * row, and the message shows the cut path). */
 static int join(char *out, size_t size, const char *prefix, const char *key)
 {
-    int n = prefix[0] ? snprintf(out, size, "%s.%s", prefix, key)
-                      : snprintf(out, size, "%s", key);
-    return n < 0 || (size_t)n >= size ? -1 : 0;
+    size_t lp = strlen(prefix), lk = strlen(key);
+    size_t need = lp + (lp ? 1 : 0) + lk;
+    if (size == 0)
+        return -1;
+    /* Built by hand: the result is checked, so snprintf's truncation
+     * warning would be noise. */
+    size_t n = 0;
+    for (size_t i = 0; i < lp && n + 1 < size; i++)
+        out[n++] = prefix[i];
+    if (lp && n + 1 < size)
+        out[n++] = '.';
+    for (size_t i = 0; i < lk && n + 1 < size; i++)
+        out[n++] = key[i];
+    out[n] = '\0';
+    return need >= size ? -1 : 0;
 }
 
 /* ---- values ------------------------------------------------------------- */

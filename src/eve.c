@@ -36,8 +36,12 @@ void eve_format_time(uint64_t ts_us, char *out, size_t n)
         sec = 0;
         gmtime_r(&sec, &tm);
     }
-    snprintf(out, n, "%04d-%02d-%02dT%02d:%02d:%02d.%06u+0000", tm.tm_year + 1900,
+    /* Formatted into a buffer wide enough for any int fields, then copied:
+     * the caller's n (>= 32) fits every real date. */
+    char tmp[96];
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06u+0000", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+    snprintf(out, n, "%s", tmp);
 }
 
 /* Fixed names rather than /etc/protocols (which Suricata reads), so the
