@@ -14,18 +14,17 @@
 #include "egressd/classify.h"
 #include "egressd/config.h"
 #include "egressd/decode.h"
+#include "egressd/outputs.h"
 #include "egressd/sink.h"
 #include "egressd/worker.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-#define MAX_SINKS 4
 
-struct outputs {
-    struct sink sinks[MAX_SINKS];
-    unsigned n;
-    int failed;          /* a sink reported a write error */
-    struct egr_err err;
+/* The I/O side of a run: everything records meet after the flow table. */
+struct run {
+    struct outputs out;
+    struct run_stats st;
 };
 
 static void usage(FILE *to)
@@ -51,21 +50,14 @@ static void usage(FILE *to)
 
 static void emit_flow(void *arg, struct flow_record *rec)
 {
-    struct outputs *o = arg;
-    for (unsigned i = 0; i < o->n; i++) {
-        struct sink *s = &o->sinks[i];
-        if (s->ops->flow(s->self, rec) != EGR_OK && !o->failed) {
-            o->failed = 1;
-            snprintf(o->err.msg, sizeof(o->err.msg), "%s", s->ops->error(s->self));
-        }
-    }
+    struct run *r = arg;
+    outputs_flow(&r->out, rec);
 }
 
 /* Replays one file through the worker. Returns EGR_OK when the file was read
  * to its end; on failure err says why (everything before the fault has been
  * processed). */
-static int replay_file(struct worker *w, const char *path, struct outputs *o,
-                       struct egr_err *err)
+static int replay_file(struct worker *w, const char *path, struct run *r, struct egr_err *err)
 {
     struct capture *c;
     int rc = capture_open_file(path, &c, err);
@@ -78,8 +70,12 @@ static int replay_file(struct worker *w, const char *path, struct outputs *o,
         return rc;
     }
     struct capture_pkt p;
-    while ((rc = capture_next(c, &p, err)) == 1 && !o->failed)
+    uint64_t n = 0;
+    while ((rc = capture_next(c, &p, err)) == 1 && !r->out.failed) {
         worker_packet(w, dlt, &p);
+        if ((++n & 1023) == 0)
+            outputs_poll(&r->out);
+    }
     capture_close(c);
     return rc < 0 ? rc : EGR_OK;
 }
@@ -165,47 +161,34 @@ int main(int argc, char **argv)
     if (!json_path)
         json_path = cfg.json_path[0] ? cfg.json_path : "-";
 
-    struct outputs out = {0};
-    if (sink_json_open(json_path, &out.sinks[out.n], &err) != EGR_OK) {
+    static struct run run; /* holds a few KB of sink state: not on the stack */
+    if (outputs_open(&run.out, &cfg, json_path, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         free(inputs);
         return EXIT_RUNTIME;
     }
-    out.n++;
 
     struct worker *w;
-    if (worker_new(&cfg, emit_flow, &out, &w, &err) != EGR_OK) {
+    if (worker_new(&cfg, emit_flow, &run, &w, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
-        for (unsigned i = 0; i < out.n; i++)
-            out.sinks[i].ops->close(out.sinks[i].self);
+        outputs_finish(&run.out, &run.st);
         free(inputs);
         return EXIT_RUNTIME;
     }
 
     int status = 0;
-    struct run_stats st;
-    memset(&st, 0, sizeof(st));
-    for (size_t i = 0; i < ninputs && !out.failed; i++) {
-        st.inputs++;
-        if (replay_file(w, inputs[i], &out, &err) != EGR_OK) {
+    for (size_t i = 0; i < ninputs && !run.out.failed; i++) {
+        run.st.inputs++;
+        if (replay_file(w, inputs[i], &run, &err) != EGR_OK) {
             fprintf(stderr, "egressd: %s\n", err.msg);
-            st.input_errors++;
+            run.st.input_errors++;
             status = EXIT_RUNTIME;
         }
     }
     worker_flush(w, END_SHUTDOWN);
-    worker_stats(w, &st);
-    for (unsigned i = 0; i < out.n; i++) {
-        struct sink *s = &out.sinks[i];
-        if ((s->ops->stats(s->self, &st) != EGR_OK || s->ops->flush(s->self) != EGR_OK) &&
-            !out.failed) {
-            out.failed = 1;
-            snprintf(out.err.msg, sizeof(out.err.msg), "%s", s->ops->error(s->self));
-        }
-        s->ops->close(s->self);
-    }
-    if (out.failed) {
-        fprintf(stderr, "egressd: %s\n", out.err.msg[0] ? out.err.msg : "output failed");
+    worker_stats(w, &run.st);
+    if (outputs_finish(&run.out, &run.st) != EGR_OK) {
+        fprintf(stderr, "egressd: %s\n", outputs_error(&run.out));
         status = EXIT_RUNTIME;
     }
     worker_free(w);

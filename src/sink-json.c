@@ -70,6 +70,16 @@ static int sj_flow(void *self, const struct flow_record *rec)
     return sj_emit(sj);
 }
 
+static int sj_alert(void *self, const struct alert_record *a)
+{
+    struct sink_json *sj = self;
+    if (sj->failed)
+        return sj->failed;
+    jbuf_reset(&sj->jb);
+    eve_format_alert(&sj->jb, a);
+    return sj_emit(sj);
+}
+
 static int sj_stats(void *self, const struct run_stats *st)
 {
     struct sink_json *sj = self;
@@ -117,6 +127,7 @@ static const char *sj_error(void *self)
 static const struct sink_ops sink_json_ops = {
     .name = "json",
     .flow = sj_flow,
+    .alert = sj_alert,
     .stats = sj_stats,
     .flush = sj_flush,
     .close = sj_close,

@@ -7,6 +7,7 @@
 
 #include <stdint.h>
 
+#include "egressd/alert.h"
 #include "egressd/cid.h"
 #include "egressd/common.h"
 #include "egressd/decode.h"
@@ -38,6 +39,7 @@ struct run_stats {
 struct sink_ops {
     const char *name;
     int (*flow)(void *self, const struct flow_record *rec);
+    int (*alert)(void *self, const struct alert_record *a);
     int (*stats)(void *self, const struct run_stats *st);
     int (*flush)(void *self);
     void (*close)(void *self); /* flushes and frees self */

@@ -1,0 +1,44 @@
+/* outputs.h - the set of sinks a run writes to, opened from the
+ * configuration and the command line, fed by the I/O side (main thread).
+ *
+ * Records go to every sink in the order they were opened. The first sink
+ * failure is kept (one line, in outputs_error()) and makes the run fail;
+ * later records still go to the sinks that work.
+ */
+#ifndef EGRESSD_OUTPUTS_H
+#define EGRESSD_OUTPUTS_H
+
+#include "egressd/alert.h"
+#include "egressd/config.h"
+#include "egressd/sink.h"
+
+#define OUTPUTS_MAX 4
+
+struct outputs {
+    struct sink sinks[OUTPUTS_MAX];
+    unsigned n;
+    int failed;
+    struct egr_err err;
+};
+
+/* Opens the sinks the configuration asks for: JSON lines to json_path
+ * (never NULL: "-" is stdout). On failure nothing stays open. */
+int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *json_path,
+                 struct egr_err *err);
+
+void outputs_flow(struct outputs *o, const struct flow_record *rec);
+void outputs_alert(struct outputs *o, const struct alert_record *a);
+
+/* Lets sinks with background work (network writes) make progress without
+ * blocking. Called between packets; cheap when there is nothing to do. */
+void outputs_poll(struct outputs *o);
+
+/* Writes the final stats event, flushes every sink (waiting for sinks that
+ * deliver asynchronously, up to their configured deadline) and closes them.
+ * Returns EGR_OK or the first failure of the run. */
+int outputs_finish(struct outputs *o, const struct run_stats *st);
+
+/* The first failure of the run, or "". */
+const char *outputs_error(const struct outputs *o);
+
+#endif
