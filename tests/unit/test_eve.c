@@ -320,6 +320,13 @@ static void test_stats(void **state)
     st.flow.classify_oom = 5;
     for (unsigned i = 0; i < END_REASON_MAX; i++)
         st.flow.records[i] = 10 * (i + 1);
+    st.geo_lookups = 6;
+    st.geo_cache_hits = 2;
+    st.dns_responses = 9;
+    st.dns_errors = 1;
+    st.names_learned = 12;
+    st.names_hits = 3;
+    st.alerts = 4;
 
     struct jbuf jb;
     jbuf_init(&jb);
@@ -331,7 +338,9 @@ static void test_stats(void **state)
     assert_memory_equal(jb.buf, head, strlen(head));
     const char *tail = "\"flow\":{\"created\":77,\"active\":3,\"active_max\":50,\"frag_orphans\":4,"
                        "\"classify_oom\":5,\"records\":{\"timeout\":10,\"closed\":20,"
-                       "\"active_timeout\":30,\"evicted\":40,\"shutdown\":50},\"evicted\":40}}}";
+                       "\"active_timeout\":30,\"evicted\":40,\"shutdown\":50},\"evicted\":40},"
+                       "\"enrich\":{\"geo_lookups\":6,\"geo_cache_hits\":2,\"dns_responses\":9,"
+                       "\"dns_errors\":1,\"names_learned\":12,\"names_hits\":3},\"alerts\":4}}";
     assert_true(jb.len > strlen(tail));
     assert_string_equal(jb.buf + jb.len - strlen(tail), tail);
 
@@ -340,7 +349,7 @@ static void test_stats(void **state)
     snprintf(check, sizeof(check),
              "len(d[\"stats\"][\"decoder\"]) == %u and "
              "sorted(d[\"stats\"][\"decoder\"].values()) == list(range(100, 100 + %u)) and "
-             "list(d[\"stats\"]) == [\"capture\", \"decoder\", \"flow\"]",
+             "list(d[\"stats\"]) == [\"capture\", \"decoder\", \"flow\", \"enrich\", \"alerts\"]",
              (unsigned)DEC_COUNTER_MAX, (unsigned)DEC_COUNTER_MAX);
     assert_int_equal(jc_check_text(jb.buf, jb.len, "doc", check), 0);
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++) {
