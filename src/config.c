@@ -67,6 +67,24 @@ const struct config_key config_keys[] = {
     {"passive_dns.max_entries", CONFIG_UINT, 1, NAMES_MAX_ENTRIES, FIELD(names_max), NULL},
     {"passive_dns.min_ttl", CONFIG_DURATION, 0, 30 * DAY, FIELD(names_min_ttl), NULL},
     {"passive_dns.max_ttl", CONFIG_DURATION, 1, 30 * DAY, FIELD(names_max_ttl), NULL},
+    {"redis.url", CONFIG_STRING, 0, 0, FIELD(redis.url), NULL},
+    {"redis.username", CONFIG_STRING, 0, 0, FIELD(redis.username), NULL},
+    {"redis.password", CONFIG_STRING, 0, 0, FIELD(redis.password), NULL},
+    {"redis.prefix", CONFIG_STRING, 0, 0, FIELD(redis.prefix), NULL},
+    {"redis.sensor_id", CONFIG_STRING, 0, 0, FIELD(redis.sensor_id), NULL},
+    {"redis.flows_maxlen", CONFIG_UINT, 0, 1000000000, FIELD(redis.flows_maxlen), NULL},
+    {"redis.alerts_maxlen", CONFIG_UINT, 0, 1000000000, FIELD(redis.alerts_maxlen), NULL},
+    {"redis.aggregate_ttl", CONFIG_DURATION, 0, 30 * DAY, FIELD(redis.aggregate_ttl), NULL},
+    {"redis.heartbeat_interval", CONFIG_DURATION, 1, 3600, FIELD(redis.heartbeat_interval), NULL},
+    {"redis.heartbeat_ttl", CONFIG_DURATION, 1, DAY, FIELD(redis.heartbeat_ttl), NULL},
+    {"redis.queue_max_bytes", CONFIG_UINT, 1024, 1ull << 40, FIELD(redis.queue_max_bytes), NULL},
+    {"redis.queue_max_records", CONFIG_UINT, 1, 100000000, FIELD(redis.queue_max_records), NULL},
+    {"redis.batch_records", CONFIG_UINT, 1, 100000, FIELD(redis.batch_records), NULL},
+    {"redis.flush_ms", CONFIG_UINT, 1, 60000, FIELD(redis.flush_ms), NULL},
+    {"redis.spool_dir", CONFIG_STRING, 0, 0, FIELD(redis.spool_dir), NULL},
+    {"redis.spool_max_bytes", CONFIG_UINT, 0, 1ull << 40, FIELD(redis.spool_max_bytes), NULL},
+    {"redis.drain_timeout", CONFIG_DURATION, 0, DAY, FIELD(redis.drain_timeout), NULL},
+    {"redis.timeout", CONFIG_DURATION, 1, 3600, FIELD(redis.timeout), NULL},
 };
 const size_t config_nkeys = EGR_ARRAY_LEN(config_keys);
 
@@ -82,6 +100,7 @@ void config_defaults(struct egr_config *cfg)
     cfg->names_max = 65536;
     cfg->names_min_ttl = NAMES_TTL_MIN_DEFAULT;
     cfg->names_max_ttl = NAMES_TTL_MAX_DEFAULT;
+    sink_redis_config_defaults(&cfg->redis);
 }
 
 void config_resolve_geo(struct egr_config *cfg)

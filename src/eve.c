@@ -512,6 +512,19 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
     json_kv_u64(jb, "names_hits", st->names_hits);
     json_obj_close(jb);
     json_kv_u64(jb, "alerts", st->alerts);
+    if (st->redis.enabled) {
+        const struct redis_stats *r = &st->redis;
+        json_kv_obj(jb, "redis");
+        json_kv_u64(jb, "records", r->records);
+        json_kv_u64(jb, "sent", r->sent);
+        json_kv_u64(jb, "queued", r->queued);
+        json_kv_u64(jb, "spooled", r->spooled);
+        json_kv_u64(jb, "dropped", r->dropped);
+        json_kv_u64(jb, "rejected", r->rejected);
+        json_kv_u64(jb, "undelivered", r->undelivered);
+        json_kv_u64(jb, "reconnects", r->reconnects);
+        json_obj_close(jb);
+    }
 
     json_obj_close(jb); /* stats */
     json_obj_close(jb);

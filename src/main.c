@@ -40,6 +40,8 @@ static void usage(FILE *to)
             "  -r, --read FILE      capture to replay (repeatable, read in order)\n"
             "  -j, --json PATH      write JSON lines to PATH ('-' = stdout, the default)\n"
             "  -c, --config FILE    YAML configuration (see docs/configuration.md)\n"
+            "      --redis URL      also write to Redis: redis://[user:password@]host[:port][/db]\n"
+            "                       or unix:///path (overrides redis.url; docs/redis-schema.md)\n"
             "      --check-config   validate the configuration and exit\n"
             "  -h, --help           this text\n"
             "  -V, --version        versions of egressd, nDPI and libpcap\n"
@@ -87,6 +89,7 @@ int main(int argc, char **argv)
         {"json", required_argument, NULL, 'j'},
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 'C'},
+        {"redis", required_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -95,7 +98,7 @@ int main(int argc, char **argv)
     if (!inputs)
         return EXIT_RUNTIME;
     size_t ninputs = 0;
-    const char *json_path = NULL, *config_path = NULL;
+    const char *json_path = NULL, *config_path = NULL, *redis_url = NULL;
     int check_only = 0, opt;
 
     while ((opt = getopt_long(argc, argv, "r:j:c:hV", opts, NULL)) != -1) {
@@ -111,6 +114,9 @@ int main(int argc, char **argv)
             break;
         case 'C':
             check_only = 1;
+            break;
+        case 'R':
+            redis_url = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -143,6 +149,8 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     config_resolve_geo(&cfg);
+    if (redis_url)
+        snprintf(cfg.redis.url, sizeof(cfg.redis.url), "%s", redis_url);
     if (check_only) {
         if (!config_path) {
             fprintf(stderr, "egressd: --check-config needs -c CONFIG\n");

@@ -1,8 +1,17 @@
-/* outputs.c - fan-out of records to the configured sinks (see outputs.h). */
+/* outputs.c - fan-out of records to the configured sinks (see outputs.h).
+ *
+ * Sinks: the JSON lines file always, Redis when redis.url (or --redis) is
+ * set. Redis delivers asynchronously: outputs_poll() lets it make progress
+ * between packets, and outputs_finish() first waits for it to deliver (up
+ * to redis.drain_timeout) so that the stats event every sink then writes
+ * carries its final counters.
+ */
 #include "egressd/outputs.h"
 
 #include <stdio.h>
 #include <string.h>
+
+#include "egressd/sink-redis.h"
 
 static void note_failure(struct outputs *o, struct sink *s)
 {
@@ -12,15 +21,35 @@ static void note_failure(struct outputs *o, struct sink *s)
     snprintf(o->err.msg, sizeof(o->err.msg), "%s", s->ops->error(s->self));
 }
 
+/* The Redis sink's state changes (connected, lost, refusing writes, ...):
+ * one line each, rate-limited by the sink. */
+static void log_stderr(void *arg, const char *line)
+{
+    (void)arg;
+    fprintf(stderr, "egressd: %s\n", line);
+}
+
 int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *json_path,
                  struct egr_err *err)
 {
-    (void)cfg;
     memset(o, 0, sizeof(*o));
+    /* Redis first: a bad URL or spool directory must not truncate the JSON
+     * file of an earlier run. */
+    struct sink redis = {NULL, NULL};
+    if (cfg && cfg->redis.url[0]) {
+        int rc = sink_redis_open(&cfg->redis, NULL, log_stderr, NULL, &redis, err);
+        if (rc != EGR_OK)
+            return rc;
+    }
     int rc = sink_json_open(json_path, &o->sinks[o->n], err);
-    if (rc != EGR_OK)
+    if (rc != EGR_OK) {
+        if (redis.ops)
+            redis.ops->close(redis.self);
         return rc;
+    }
     o->n++;
+    if (redis.ops)
+        o->sinks[o->n++] = redis;
     return EGR_OK;
 }
 
@@ -44,14 +73,29 @@ void outputs_alert(struct outputs *o, const struct alert_record *a)
 
 void outputs_poll(struct outputs *o)
 {
-    (void)o;
+    for (unsigned i = 0; i < o->n; i++) {
+        void *r = sink_redis_self(&o->sinks[i]);
+        if (r)
+            sink_redis_poll(r);
+    }
 }
 
 int outputs_finish(struct outputs *o, const struct run_stats *st)
 {
+    /* Delivery first, so the counters in the stats event are final. */
+    struct run_stats fin = *st;
     for (unsigned i = 0; i < o->n; i++) {
         struct sink *s = &o->sinks[i];
-        if (s->ops->stats(s->self, st) != EGR_OK || s->ops->flush(s->self) != EGR_OK)
+        void *r = sink_redis_self(s);
+        if (!r)
+            continue;
+        if (sink_redis_drain(r) != EGR_OK)
+            note_failure(o, s);
+        sink_redis_counters(r, &fin.redis);
+    }
+    for (unsigned i = 0; i < o->n; i++) {
+        struct sink *s = &o->sinks[i];
+        if (s->ops->stats(s->self, &fin) != EGR_OK || s->ops->flush(s->self) != EGR_OK)
             note_failure(o, s);
         s->ops->close(s->self);
     }

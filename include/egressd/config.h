@@ -12,6 +12,7 @@
 #include "egressd/common.h"
 #include "egressd/flow.h"
 #include "egressd/geo.h"
+#include "egressd/sink-redis.h"
 
 struct egr_config {
     struct flow_config flow;         /* flow: */
@@ -21,6 +22,7 @@ struct egr_config {
     uint32_t names_max;              /* passive_dns.max_entries */
     uint32_t names_min_ttl;          /* passive_dns.min_ttl (s) */
     uint32_t names_max_ttl;          /* passive_dns.max_ttl (s) */
+    struct sink_redis_config redis;  /* redis: */
 };
 
 /* Where scripts/geoip-db.sh installs the default databases. When the

@@ -14,6 +14,20 @@
 #include "egressd/flow.h"
 #include "egressd/record.h"
 
+/* Delivery to Redis (sink-redis.h), in the stats event when Redis is
+ * configured. records = sent + dropped + undelivered. */
+struct redis_stats {
+    int enabled;               /* Redis configured: the counters below are meaningful */
+    uint64_t records;          /* records handed to the Redis sink */
+    uint64_t sent;             /* stream entries written (acknowledged by Redis) */
+    uint64_t queued;           /* records that went into the memory queue */
+    uint64_t spooled;          /* records that went to the on-disk spool */
+    uint64_t dropped;          /* lost: queue and spool full, or refused by Redis */
+    uint64_t rejected;         /* of dropped, refused by Redis (WRONGTYPE, ...) */
+    uint64_t undelivered;      /* still waiting when the run ended */
+    uint64_t reconnects;       /* connections made after the first */
+};
+
 /* Totals of one run, for the final (and periodic) `stats` event. */
 struct run_stats {
     uint64_t ts_us;            /* packet time of the event */
@@ -34,6 +48,8 @@ struct run_stats {
     uint64_t names_hits;       /* records named from passive DNS */
     /* alerts (filled by the policy stage) */
     uint64_t alerts;           /* alert events written (first alerts and updates) */
+    /* Redis delivery (filled by outputs_finish before the stats event) */
+    struct redis_stats redis;
 };
 
 struct sink_ops {

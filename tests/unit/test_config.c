@@ -353,7 +353,8 @@ static void test_unknown_keys(void **state)
     expect_error("classify:\n  max_packets: 5\n",
                  ":2:3: classify.max_packets: unknown key \"max_packets\", did you mean "
                  "'max_packets_tcp'?");
-    expect_error("redis:\n  host: x\n", ":1:1: redis: unknown key \"redis\"");
+    expect_error("syslog:\n  host: x\n", ":1:1: syslog: unknown key \"syslog\"");
+    expect_error("redis:\n  host: x\n", ":2:3: redis.host: unknown key \"host\"");
     expect_error("flow:\n  timeouts:\n    quic: 5\n",
                  ":3:5: flow.timeouts.quic: unknown key \"quic\"");
     expect_error("flow.max_flows: 5\n",

@@ -1,0 +1,78 @@
+/* sink-redis.h - the Redis sink: flow records, alerts and a heartbeat pushed
+ * to Redis (keys: docs/redis-schema.md) without ever making the packet path
+ * wait.
+ *
+ * Records are formatted into a bounded memory queue and written as
+ * pipelined batches over hiredis' asynchronous API on a libevent base;
+ * whatever does not fit in memory waits in a bounded on-disk spool
+ * (spool.h) and only when that is full too is a record dropped (counted).
+ * Connection loss, a server that stops answering or refuses writes, and
+ * authentication failures are retried with capped exponential backoff;
+ * each change of state is one line through the log callback.
+ *
+ * Thread safety: everything runs on the thread that owns the event base
+ * (the I/O thread); the sink is not safe to call from other threads.
+ */
+#ifndef EGRESSD_SINK_REDIS_H
+#define EGRESSD_SINK_REDIS_H
+
+#include <stdint.h>
+
+#include "egressd/common.h"
+#include "egressd/sink.h"
+
+struct event_base;
+
+/* The redis: section of the configuration. */
+struct sink_redis_config {
+    char url[1024];           /* redis-url.h; "" = off */
+    char username[128];       /* ACL user; overrides the URL's */
+    char password[256];       /* overrides the URL's */
+    char prefix[64];          /* key prefix */
+    char sensor_id[128];      /* "" = the host name */
+    uint32_t flows_maxlen;    /* stream trim length; 0 = no trimming */
+    uint32_t alerts_maxlen;
+    uint32_t aggregate_ttl;   /* seconds; 0 = no aggregates */
+    uint32_t heartbeat_interval; /* seconds */
+    uint32_t heartbeat_ttl;   /* seconds */
+    uint64_t queue_max_bytes; /* memory queue bound */
+    uint32_t queue_max_records;
+    uint32_t batch_records;   /* records sent at once when this many wait */
+    uint32_t flush_ms;        /* ... or when the oldest has waited this long */
+    char spool_dir[1024];     /* "" = an anonymous spool in $TMPDIR or /tmp */
+    uint64_t spool_max_bytes; /* 0 = no spool */
+    uint32_t drain_timeout;   /* seconds to wait for delivery at the end */
+    uint32_t timeout;         /* seconds without an answer before reconnecting */
+};
+
+void sink_redis_config_defaults(struct sink_redis_config *c);
+
+/* One line, no newline: a state change (connected, lost, refused, ...). */
+typedef void (*sink_redis_log_fn)(void *arg, const char *line);
+
+/* Opens the sink on `base`, or on a private base when base is NULL (then
+ * sink_redis_poll() is what makes it run). Connecting is asynchronous: a
+ * server that is absent is not an error here, only a bad URL, an unusable
+ * spool directory or a lack of memory is. */
+int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base,
+                    sink_redis_log_fn log, void *log_arg, struct sink *out,
+                    struct egr_err *err);
+
+/* The sink's self if s is a Redis sink, else NULL. */
+void *sink_redis_self(const struct sink *s);
+
+/* Lets the sink make progress without blocking (pumps a private base). */
+void sink_redis_poll(void *self);
+
+/* Waits until every record is delivered, or until drain_timeout has passed,
+ * or, when nothing can be delivered (no connection), until the deadline.
+ * Returns EGR_OK if nothing is left undelivered and nothing was dropped,
+ * else EGR_EIO with one line in the sink's error() saying how many records
+ * did not reach Redis and why. Records still waiting stay in the spool
+ * when it is a named one (spool_dir set), for the next run. */
+int sink_redis_drain(void *self);
+
+/* The sink's counters so far. */
+void sink_redis_counters(void *self, struct redis_stats *out);
+
+#endif

@@ -1,0 +1,1250 @@
+/* sink-redis.c - the Redis sink (see include/egressd/sink-redis.h; keys in
+ * docs/redis-schema.md).
+ *
+ * Path of a record:
+ *
+ *   flow()/alert() --format--> memory queue --send--> in flight --reply--> gone
+ *                     \ (queue full)    ^ (refill in order)
+ *                      `--> spool ------'        (spool full: dropped, counted)
+ *
+ * A record is the encoded commands of redis-schema.h. The memory queue is a
+ * list in arrival order, bounded in records and bytes, that holds a record
+ * until every one of its commands has been answered: records before
+ * `cursor` are in flight, the rest wait. While the spool holds anything, new
+ * records go behind it, so records reach Redis in the order they were made.
+ *
+ * Replies arrive in command order; each command carries its record as
+ * privdata and the record knows which of its commands are out (`out` bits),
+ * so the answered command is the lowest outstanding one. A record's stream
+ * entry (command 0) decides its fate: acknowledged = sent; refused for good
+ * (WRONGTYPE and any error not listed as transient) = dropped and counted
+ * as rejected. Aggregate commands that fail for good are counted and not
+ * retried. Transient errors (OOM under maxmemory/noeviction, LOADING, BUSY,
+ * NOPERM, ...) keep the record: sending stops, and after a backoff one
+ * record is sent as a probe; when it goes through, pipelining resumes from
+ * the oldest record, resending only the commands not yet acknowledged (so
+ * an XADD that succeeded is not written twice).
+ *
+ * Connections: hiredis async on a libevent base. A lost connection returns
+ * the in-flight records to the queue (hiredis answers their callbacks with
+ * NULL) and a new connection is tried after a backoff doubling from 100 ms
+ * to 5 s; AUTH and SELECT are sent first and records only once they
+ * succeed. A server that answers nothing for `timeout` seconds is
+ * disconnected and reconnected: commands it may have executed without
+ * answering are sent again, the one case where a record can be written
+ * twice.
+ *
+ * End of a run (sink_redis_drain): wait until the queue and the spool are
+ * empty or redis.drain_timeout has passed, then say exactly what did not
+ * reach Redis. With a named spool, what is left is written to it and the
+ * next run with the same spool delivers it first.
+ *
+ * Logging: one line per change of state (connected, lost, refused,
+ * spooling, dropping), through the callback given at open, at most
+ * LOG_BURST lines per minute. Text from outside (server errors, keys, the
+ * sensor id, the URL) is shown with control bytes escaped, so a line stays
+ * one line.
+ */
+#include "egressd/sink-redis.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "egressd/eve.h"
+#include "egressd/json.h"
+#include "egressd/redis-schema.h"
+#include "egressd/redis-url.h"
+#include "egressd/spool.h"
+
+#define BACKOFF_MIN_MS 100u
+#define BACKOFF_MAX_MS 5000u
+#define WATCHDOG_MS 1000u
+#define LOG_BURST 20      /* lines per LOG_WINDOW */
+#define LOG_WINDOW_S 60
+#define FINAL_FLUSH_MS 2000u /* last heartbeat: how long flush() waits */
+#define KEY_SHOW_MAX 80
+
+void sink_redis_config_defaults(struct sink_redis_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    snprintf(c->prefix, sizeof(c->prefix), "egress");
+    c->flows_maxlen = 100000;
+    c->alerts_maxlen = 1000000;
+    c->aggregate_ttl = 7200;
+    c->heartbeat_interval = 10;
+    c->heartbeat_ttl = 60;
+    c->queue_max_bytes = 64ull << 20;
+    c->queue_max_records = 100000;
+    c->batch_records = 256;
+    c->flush_ms = 100;
+    c->spool_max_bytes = 256ull << 20;
+    c->drain_timeout = 30;
+    c->timeout = 10;
+}
+
+/* ---- state -------------------------------------------------------------- */
+
+enum conn_state { ST_DOWN = 0, ST_CONNECTING, ST_HANDSHAKE, ST_READY };
+
+struct rrec {
+    struct rrec *prev, *next;
+    uint64_t done;  /* commands answered (acknowledged or refused for good) */
+    uint64_t out;   /* commands sent and not yet answered */
+    uint32_t len;
+    uint8_t kind;
+    uint8_t ncmd;
+    uint8_t again;  /* a command met a transient error or a lost connection */
+    uint8_t data[];
+};
+
+struct sink_redis {
+    struct sink_redis_config cfg;
+    struct redis_endpoint ep;
+    char sensor[128];
+    struct redis_schema schema;
+
+    struct event_base *base;
+    int own_base;
+    struct event *ev_flush, *ev_reconnect, *ev_retry, *ev_watchdog, *ev_heartbeat;
+
+    redisAsyncContext *ac;
+    enum conn_state state;
+    int closing;
+    unsigned hs_pending;     /* AUTH/SELECT replies awaited */
+    int hs_failed;           /* the handshake was refused (logged already) */
+    unsigned backoff_ms;     /* next reconnect delay */
+    unsigned retry_ms;       /* next delay after a transient error */
+    int stalled;             /* sending stopped after a transient error */
+    int probing;             /* one record out to see if the error is over */
+    uint64_t progress_us;    /* last reply or connect, or first send after a quiet
+                              * spell (monotonic) */
+    uint64_t down_since_us;
+    unsigned connections;    /* handshakes completed */
+    int was_ready;           /* a connection was up before the current trouble */
+    int down_logged;
+
+    /* memory queue */
+    struct rrec *head, *tail, *cursor;
+    uint64_t mem_count, mem_bytes, n_unsent, inflight, inflight_plain;
+    uint64_t max_inflight;
+
+    struct spool *spool;
+    int spilling;            /* the memory queue overflowed into the spool */
+    int dropping;            /* records are being dropped (full) */
+    uint64_t drop_mark;      /* dropped count when the episode began */
+    uint64_t spool_lost_seen;
+
+    struct rcmd_buf rb, hb_rb;
+    struct jbuf jb;
+    uint8_t *popbuf;
+    uint32_t popcap;
+
+    /* counters */
+    struct redis_stats st;
+    uint64_t agg_refused;    /* aggregate commands refused for good */
+    uint64_t agg_lost;       /* records whose aggregates were still pending at the end */
+    uint64_t start_us;       /* wall clock */
+    uint64_t hb_packets, hb_bytes, hb_active;
+
+    char last_error[256];
+    char refusal[256];       /* the transient refusal being waited out, "" if none */
+    char reject_msg[2][256]; /* the last permanent refusal logged: of records, of aggregates */
+
+    /* logging */
+    sink_redis_log_fn log;
+    void *log_arg;
+    time_t log_window;
+    unsigned log_lines, log_suppressed;
+
+    int finished;            /* drained: what is left stays where it is */
+    int failed;
+    char errmsg[EGR_ERR_MAX];
+};
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t wall_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void say(struct sink_redis *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* One line through the callback, at most LOG_BURST per window: a flapping
+ * server cannot flood the log. */
+static void say(struct sink_redis *s, const char *fmt, ...)
+{
+    time_t now = time(NULL);
+    if (now - s->log_window >= LOG_WINDOW_S) {
+        s->log_window = now;
+        s->log_lines = 0;
+    }
+    if (s->log_lines >= LOG_BURST) {
+        s->log_suppressed++;
+        return;
+    }
+    s->log_lines++;
+    char line[1024];
+    int n = snprintf(line, sizeof(line), "redis: ");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (s->log_suppressed) {
+        size_t l = strlen(line);
+        snprintf(line + l, sizeof(line) - l, " (%u earlier lines suppressed)", s->log_suppressed);
+        s->log_suppressed = 0;
+    }
+    if (s->log)
+        s->log(s->log_arg, line);
+}
+
+/* Printable form of bytes from Redis or a key, for one log line. */
+static void show(char *out, size_t size, const char *p, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && i < KEY_SHOW_MAX && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c < 0x7f)
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+    }
+    if (n > KEY_SHOW_MAX && o + 4 < size) {
+        memcpy(out + o, "...", 3);
+        o += 3;
+    }
+    out[o] = '\0';
+}
+
+/* Copies a message, cut to fit (messages are one line; the end matters
+ * least). */
+static void copy_cut(char *dst, size_t size, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= size)
+        n = size - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static void set_error(struct sink_redis *s, const char *msg)
+{
+    copy_cut(s->last_error, sizeof(s->last_error), msg);
+}
+
+/* ---- memory queue ------------------------------------------------------- */
+
+static uint64_t full_mask(unsigned ncmd)
+{
+    return ncmd >= 64 ? UINT64_MAX : (1ull << ncmd) - 1;
+}
+
+static int mem_fits(const struct sink_redis *s, uint32_t len)
+{
+    if (s->mem_count == 0)
+        return 1; /* a record larger than the whole bound still gets through alone */
+    return s->mem_count < s->cfg.queue_max_records && s->mem_bytes + len <= s->cfg.queue_max_bytes;
+}
+
+static struct rrec *rrec_new(const void *data, uint32_t len)
+{
+    unsigned kind, ncmd;
+    struct rcmd_iter it;
+    if (rcmd_iter_init(&it, data, len, &kind, &ncmd) != EGR_OK)
+        return NULL;
+    struct rrec *r = malloc(sizeof(*r) + len);
+    if (!r)
+        return NULL;
+    memset(r, 0, sizeof(*r));
+    r->len = len;
+    r->kind = (uint8_t)kind;
+    r->ncmd = (uint8_t)ncmd;
+    memcpy(r->data, data, len);
+    return r;
+}
+
+static void mem_append(struct sink_redis *s, struct rrec *r)
+{
+    r->next = NULL;
+    r->prev = s->tail;
+    if (s->tail)
+        s->tail->next = r;
+    else
+        s->head = r;
+    s->tail = r;
+    if (!s->cursor)
+        s->cursor = r;
+    s->mem_count++;
+    s->mem_bytes += r->len;
+    s->n_unsent++;
+}
+
+static void mem_remove(struct sink_redis *s, struct rrec *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        s->tail = r->prev;
+    if (s->cursor == r) {
+        s->cursor = r->next; /* only at close: queued records are never removed */
+        s->n_unsent--;
+    }
+    s->mem_count--;
+    s->mem_bytes -= r->len;
+    free(r);
+}
+
+/* Moves spooled records into the memory queue while it has room. */
+static void refill(struct sink_redis *s)
+{
+    if (!s->spool || s->finished)
+        return;
+    while (spool_count(s->spool) > 0) {
+        uint32_t len;
+        struct egr_err e = {""};
+        int rc = spool_head(s->spool, &len, &e);
+        if (rc <= 0) {
+            if (rc < 0) {
+                say(s, "%s", e.msg);
+                set_error(s, e.msg);
+            }
+            break;
+        }
+        if (!mem_fits(s, len))
+            break;
+        if (len > s->popcap) {
+            uint8_t *nb = realloc(s->popbuf, len);
+            if (!nb)
+                break;
+            s->popbuf = nb;
+            s->popcap = len;
+        }
+        rc = spool_pop(s->spool, s->popbuf, s->popcap, &len, &e);
+        if (rc <= 0) {
+            if (rc < 0) {
+                say(s, "%s", e.msg);
+                set_error(s, e.msg);
+            }
+            break;
+        }
+        struct rrec *r = rrec_new(s->popbuf, len);
+        if (!r) {
+            s->st.dropped++; /* malformed (never written so) or out of memory */
+            continue;
+        }
+        mem_append(s, r);
+    }
+    uint64_t lost = spool_lost(s->spool);
+    if (lost > s->spool_lost_seen) {
+        /* Records the spool could not read back count as dropped. */
+        s->st.dropped += lost - s->spool_lost_seen;
+        s->spool_lost_seen = lost;
+    }
+    if (s->spilling && spool_count(s->spool) == 0) {
+        s->spilling = 0;
+        say(s, "spool empty again: records go through memory");
+    }
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static void cb_record(redisAsyncContext *ac, void *reply, void *privdata);
+static void send_some(struct sink_redis *s);
+
+/* Sends the unanswered commands of r. 0, or -1 if hiredis refused (the
+ * connection is going away). */
+static int send_record(struct sink_redis *s, struct rrec *r)
+{
+    struct rcmd_iter it;
+    const char *argv[RCMD_MAX_ARGS];
+    size_t lens[RCMD_MAX_ARGS];
+    unsigned argc;
+    if (rcmd_iter_init(&it, r->data, r->len, NULL, NULL) != EGR_OK)
+        return -1; /* cannot happen: checked when queued */
+    r->again = 0;
+    for (unsigned i = 0; rcmd_next(&it, argv, lens, &argc) == 1; i++) {
+        if (r->done & (1ull << i))
+            continue;
+        if (redisAsyncCommandArgv(s->ac, cb_record, r, (int)argc, argv, lens) != REDIS_OK)
+            return -1;
+        r->out |= 1ull << i;
+    }
+    return 0;
+}
+
+/* Connected, authenticated, and not being torn down by hiredis. */
+static int usable(const struct sink_redis *s)
+{
+    return s->ac && s->state == ST_READY &&
+           !(s->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING));
+}
+
+static void arm_flush(struct sink_redis *s)
+{
+    if (!evtimer_pending(s->ev_flush, NULL)) {
+        struct timeval tv = {s->cfg.flush_ms / 1000, (s->cfg.flush_ms % 1000) * 1000};
+        evtimer_add(s->ev_flush, &tv);
+    }
+}
+
+static void send_some(struct sink_redis *s)
+{
+    refill(s);
+    if (!usable(s) || s->stalled)
+        return;
+    while (s->cursor && s->inflight < s->max_inflight) {
+        if (s->probing && s->inflight > 0)
+            break; /* one record at a time until the refusal is over */
+        struct rrec *r = s->cursor;
+        if (s->inflight == 0 && s->inflight_plain == 0)
+            s->progress_us = mono_us(); /* the silence clock starts now */
+        int rc = send_record(s, r);
+        if (r->out) {
+            s->cursor = r->next;
+            s->n_unsent--;
+            s->inflight++;
+        }
+        if (rc != 0)
+            break;
+    }
+    if (s->n_unsent > 0)
+        arm_flush(s);
+}
+
+/* After a transient refusal or a reconnection: start again from the oldest
+ * record once nothing is in flight (so the queue order holds). */
+static void resume(struct sink_redis *s)
+{
+    if (!usable(s) || s->inflight > 0 || evtimer_pending(s->ev_retry, NULL))
+        return;
+    if (s->stalled) {
+        s->stalled = 0;
+        s->probing = 1;
+    }
+    s->cursor = s->head;
+    s->n_unsent = s->mem_count;
+    send_some(s);
+}
+
+/* Errors after which the same command may succeed later. */
+static int transient(const char *e)
+{
+    static const char *const prefixes[] = {
+        "OOM", "LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "NOAUTH", "NOPERM",
+        "READONLY", "CLUSTERDOWN", "NOREPLICAS", "MISCONF",
+    };
+    for (size_t i = 0; i < EGR_ARRAY_LEN(prefixes); i++) {
+        size_t n = strlen(prefixes[i]);
+        if (!strncmp(e, prefixes[i], n) && (e[n] == ' ' || e[n] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
+/* The key argument of command i of r, for a message. */
+static void command_key(const struct rrec *r, unsigned idx, char *out, size_t size)
+{
+    struct rcmd_iter it;
+    const char *argv[RCMD_MAX_ARGS];
+    size_t lens[RCMD_MAX_ARGS];
+    unsigned argc;
+    out[0] = '\0';
+    if (rcmd_iter_init(&it, r->data, r->len, NULL, NULL) != EGR_OK)
+        return;
+    for (unsigned i = 0; rcmd_next(&it, argv, lens, &argc) == 1; i++) {
+        if (i == idx && argc >= 2) {
+            char cmd[32], key[KEY_SHOW_MAX * 4 + 8];
+            show(cmd, sizeof(cmd), argv[0], lens[0]);
+            show(key, sizeof(key), argv[1], lens[1]);
+            snprintf(out, size, "%s %s", cmd, key);
+            return;
+        }
+    }
+}
+
+static void retry_later(struct sink_redis *s)
+{
+    struct timeval tv = {s->retry_ms / 1000, (s->retry_ms % 1000) * 1000};
+    evtimer_add(s->ev_retry, &tv);
+    s->retry_ms = s->retry_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->retry_ms * 2;
+}
+
+static void on_refused(struct sink_redis *s, const struct redisReply *rep, const struct rrec *r,
+                       unsigned idx)
+{
+    char msg[160], key[400];
+    show(msg, sizeof(msg), rep->str, rep->len);
+    command_key(r, idx, key, sizeof(key));
+    if (transient(rep->str)) {
+        if (!s->stalled) {
+            s->stalled = 1;
+            s->probing = 0;
+            retry_later(s);
+        }
+        if (strcmp(s->refusal, msg) != 0) {
+            snprintf(s->refusal, sizeof(s->refusal), "%s", msg);
+            say(s, "%s refuses writes: %s (records kept, retrying)", s->ep.shown, msg);
+        }
+        set_error(s, msg);
+        if (!strncmp(rep->str, "NOAUTH", 6) || !strncmp(rep->str, "READONLY", 8)) {
+            /* The server changed under us (restarted with a password, made
+             * a replica): a fresh connection authenticates again. */
+            if (s->ac)
+                redisAsyncDisconnect(s->ac);
+        }
+        return;
+    }
+    char line[600];
+    snprintf(line, sizeof(line), "%s (%s)", msg, key);
+    char *last = s->reject_msg[idx == 0 ? 0 : 1];
+    if (strcmp(last, line) != 0) {
+        copy_cut(last, sizeof(s->reject_msg[0]), line);
+        say(s, "%s refused %s: %s; %s", s->ep.shown, idx == 0 ? "a record" : "an aggregate update",
+            line, idx == 0 ? "such records are dropped (counted as rejected)" : "not retried");
+    }
+    set_error(s, line);
+}
+
+/* A record with nothing out any more: gone if all its commands are
+ * answered, else it waits to be sent again. */
+static void record_settled(struct sink_redis *s, struct rrec *r)
+{
+    int clean = !r->again;
+    s->inflight--;
+    if (r->done == full_mask(r->ncmd))
+        mem_remove(s, r);
+    if (s->probing && clean && !s->stalled)
+        s->probing = 0; /* the probe went through: pipeline again */
+    if (s->inflight == 0)
+        resume(s); /* what came back unanswered goes again, oldest first */
+    send_some(s);
+}
+
+static void cb_record(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct sink_redis *s = ac->data;
+    struct rrec *r = privdata;
+    redisReply *rep = reply;
+    if (!r->out)
+        return; /* cannot happen */
+    unsigned idx = (unsigned)__builtin_ctzll(r->out);
+    uint64_t bit = 1ull << idx;
+    r->out &= ~bit;
+    if (!rep) {
+        r->again = 1; /* connection gone: send again on the next one */
+    } else {
+        s->progress_us = mono_us();
+        if (rep->type == REDIS_REPLY_ERROR) {
+            if (transient(rep->str)) {
+                r->again = 1;
+            } else {
+                r->done |= bit;
+                if (idx == 0) {
+                    s->st.dropped++;
+                    s->st.rejected++;
+                } else {
+                    s->agg_refused++;
+                }
+            }
+            on_refused(s, rep, r, idx);
+        } else {
+            r->done |= bit;
+            if (idx == 0) {
+                s->st.sent++;
+                if (s->refusal[0]) {
+                    say(s, "%s accepts writes again", s->ep.shown);
+                    s->refusal[0] = '\0';
+                }
+                s->retry_ms = BACKOFF_MIN_MS;
+            }
+        }
+    }
+    if (!r->out)
+        record_settled(s, r);
+}
+
+/* ---- heartbeat ---------------------------------------------------------- */
+
+static void cb_plain(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct sink_redis *s = ac->data;
+    redisReply *rep = reply;
+    if (s->inflight_plain)
+        s->inflight_plain--;
+    if (rep) {
+        s->progress_us = mono_us();
+        if (rep->type == REDIS_REPLY_ERROR) {
+            char msg[160];
+            show(msg, sizeof(msg), rep->str, rep->len);
+            set_error(s, msg);
+        }
+    }
+}
+
+static void send_heartbeat(struct sink_redis *s)
+{
+    if (!usable(s))
+        return;
+    struct redis_heartbeat hb = {
+        .version = EGRESSD_VERSION,
+        .source = "",
+        .start_us = s->start_us,
+        .now_us = wall_us(),
+        .packets = s->hb_packets,
+        .bytes = s->hb_bytes,
+        .drops = 0,
+        .active_flows = s->hb_active,
+        .queue_depth = s->mem_count + (s->spool ? spool_count(s->spool) : 0),
+        .sent = s->st.sent,
+        .queued = s->st.queued,
+        .spooled = s->st.spooled,
+        .dropped = s->st.dropped,
+        .undelivered = s->st.undelivered,
+        .reconnects = s->st.reconnects,
+        .last_error = s->last_error,
+        .ttl = s->cfg.heartbeat_ttl,
+    };
+    redis_schema_heartbeat(&s->schema, &hb, &s->hb_rb);
+    struct rcmd_iter it;
+    const char *argv[RCMD_MAX_ARGS];
+    size_t lens[RCMD_MAX_ARGS];
+    unsigned argc;
+    if (!rcmd_ok(&s->hb_rb) ||
+        rcmd_iter_init(&it, s->hb_rb.buf, s->hb_rb.len, NULL, NULL) != EGR_OK)
+        return;
+    if (s->inflight == 0 && s->inflight_plain == 0)
+        s->progress_us = mono_us();
+    while (rcmd_next(&it, argv, lens, &argc) == 1) {
+        if (redisAsyncCommandArgv(s->ac, cb_plain, NULL, (int)argc, argv, lens) != REDIS_OK)
+            return;
+        s->inflight_plain++;
+    }
+}
+
+/* ---- connection --------------------------------------------------------- */
+
+static void connect_now(struct sink_redis *s);
+
+static void schedule_reconnect(struct sink_redis *s)
+{
+    if (s->closing || evtimer_pending(s->ev_reconnect, NULL))
+        return;
+    struct timeval tv = {s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000};
+    evtimer_add(s->ev_reconnect, &tv);
+    s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
+}
+
+static uint64_t waiting(const struct sink_redis *s)
+{
+    return s->mem_count + (s->spool ? spool_count(s->spool) : 0);
+}
+
+/* The connection is gone (or never came): note it once, try again later. */
+static void went_down(struct sink_redis *s, const char *why)
+{
+    int was = s->state;
+    s->state = ST_DOWN;
+    s->ac = NULL;
+    s->hs_pending = 0;
+    if (!s->hs_failed)
+        set_error(s, why); /* else the refusal stays the error to report */
+    if (!s->down_logged) {
+        s->down_logged = 1;
+        s->down_since_us = mono_us();
+        if (was == ST_READY || was == ST_HANDSHAKE)
+            say(s, "connection to %s lost: %s (%" PRIu64 " records waiting; reconnecting)",
+                s->ep.shown, why, waiting(s));
+        else
+            say(s, "cannot connect to %s: %s (retrying, backoff up to %u s)", s->ep.shown, why,
+                BACKOFF_MAX_MS / 1000);
+    }
+    schedule_reconnect(s);
+}
+
+static void on_ready(struct sink_redis *s)
+{
+    s->state = ST_READY;
+    s->backoff_ms = BACKOFF_MIN_MS;
+    s->hs_failed = 0;
+    s->progress_us = mono_us();
+    if (s->connections++ > 0)
+        s->st.reconnects++;
+    if (s->down_logged || s->connections == 1) {
+        if (s->connections == 1 && !s->down_logged) {
+            char id[KEY_SHOW_MAX * 4 + 8];
+            show(id, sizeof(id), s->sensor, strlen(s->sensor));
+            say(s, "connected to %s as sensor \"%s\"", s->ep.shown, id);
+        }
+        else
+            say(s, "connected to %s after %.1f s (%" PRIu64 " records waiting)", s->ep.shown,
+                (double)(mono_us() - s->down_since_us) / 1e6, waiting(s));
+    }
+    s->down_logged = 0;
+    s->stalled = 0;
+    s->probing = s->refusal[0] != '\0';
+    evtimer_del(s->ev_retry);
+    send_heartbeat(s);
+    resume(s);
+}
+
+static void cb_handshake(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct sink_redis *s = ac->data;
+    redisReply *rep = reply;
+    const char *what = privdata;
+    if (!rep || s->ac != ac)
+        return; /* the connection is going; its disconnect says so */
+    s->progress_us = mono_us();
+    if (rep->type == REDIS_REPLY_ERROR) {
+        char msg[200], line[300];
+        show(msg, sizeof(msg), rep->str, rep->len);
+        snprintf(line, sizeof(line), "%s failed: %s", what, msg);
+        if (!s->hs_failed || strcmp(s->last_error, line) != 0)
+            say(s, "%s: %s (records kept, retrying)", s->ep.shown, line);
+        s->hs_failed = 1;
+        s->down_logged = 1;
+        if (!s->down_since_us)
+            s->down_since_us = mono_us();
+        set_error(s, line);
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (s->hs_pending && --s->hs_pending == 0 && s->state == ST_HANDSHAKE)
+        on_ready(s);
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    struct sink_redis *s = ac->data;
+    if (s->ac != ac)
+        return;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback */
+        went_down(s, ac->errstr[0] ? ac->errstr : "connection failed");
+        return;
+    }
+    s->progress_us = mono_us();
+    s->state = ST_HANDSHAKE;
+    s->hs_pending = 0;
+    const char *user = s->cfg.username[0] ? s->cfg.username : s->ep.user;
+    const char *pass = s->cfg.password[0] ? s->cfg.password : s->ep.pass;
+    if (pass[0]) {
+        const char *argv[3] = {"AUTH", user, pass};
+        size_t lens[3] = {4, strlen(user), strlen(pass)};
+        if (user[0])
+            redisAsyncCommandArgv(ac, cb_handshake, (void *)"AUTH", 3, argv, lens);
+        else
+            redisAsyncCommandArgv(ac, cb_handshake, (void *)"AUTH", 2,
+                                  (const char *[]){"AUTH", pass}, (size_t[]){4, lens[2]});
+        s->hs_pending++;
+    }
+    if (s->ep.db) {
+        char db[16];
+        int n = snprintf(db, sizeof(db), "%u", s->ep.db);
+        redisAsyncCommandArgv(ac, cb_handshake, (void *)"SELECT", 2,
+                              (const char *[]){"SELECT", db}, (size_t[]){6, (size_t)n});
+        s->hs_pending++;
+    }
+    if (s->hs_pending == 0)
+        on_ready(s);
+}
+
+static void on_disconnect(const redisAsyncContext *cac, int status)
+{
+    redisAsyncContext *ac = (redisAsyncContext *)cac;
+    struct sink_redis *s = ac->data;
+    if (s->ac != ac || s->closing)
+        return; /* freed on purpose (watchdog, close) */
+    went_down(s, ac->errstr[0] ? ac->errstr : status == REDIS_OK ? "closed" : "connection lost");
+}
+
+static void connect_now(struct sink_redis *s)
+{
+    if (s->ac || s->closing)
+        return;
+    redisAsyncContext *ac = s->ep.is_unix ? redisAsyncConnectUnix(s->ep.host)
+                                          : redisAsyncConnect(s->ep.host, s->ep.port);
+    if (!ac) {
+        went_down(s, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        char why[200];
+        snprintf(why, sizeof(why), "%s", ac->errstr);
+        redisAsyncFree(ac);
+        went_down(s, why);
+        return;
+    }
+    ac->data = s;
+    if (redisLibeventAttach(ac, s->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        went_down(s, "cannot attach to the event loop");
+        return;
+    }
+    s->ac = ac;
+    s->state = ST_CONNECTING;
+    s->progress_us = mono_us();
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+}
+
+/* Drops the connection from outside hiredis' callbacks. */
+static void drop_connection(struct sink_redis *s, const char *why)
+{
+    redisAsyncContext *ac = s->ac;
+    if (!ac)
+        return;
+    s->ac = NULL; /* on_disconnect sees a stranger and stays quiet */
+    redisAsyncFree(ac);
+    went_down(s, why);
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    send_some(arg);
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    connect_now(arg);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    resume(arg);
+}
+
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    struct sink_redis *s = arg;
+    if (!s->ac)
+        return;
+    int busy = s->state != ST_READY || s->inflight > 0 || s->inflight_plain > 0;
+    uint64_t idle = mono_us() - s->progress_us;
+    if (busy && idle > (uint64_t)s->cfg.timeout * 1000000u) {
+        char why[120];
+        snprintf(why, sizeof(why), "no answer for %u s", s->cfg.timeout);
+        if (!s->down_logged)
+            say(s, "%s: %s, reconnecting (%" PRIu64 " records waiting)", s->ep.shown, why,
+                waiting(s));
+        s->down_logged = 1;
+        s->down_since_us = mono_us();
+        drop_connection(s, why);
+    }
+}
+
+static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
+{
+    send_heartbeat(arg);
+}
+
+/* ---- enqueue -------------------------------------------------------------- */
+
+static void enqueue(struct sink_redis *s)
+{
+    s->st.records++;
+    if (!rcmd_ok(&s->rb)) {
+        s->st.dropped++;
+        set_error(s, "out of memory formatting a record");
+        return;
+    }
+    uint32_t len = (uint32_t)s->rb.len;
+    if ((!s->spool || spool_count(s->spool) == 0) && mem_fits(s, len)) {
+        struct rrec *r = rrec_new(s->rb.buf, len);
+        if (r) {
+            mem_append(s, r);
+            s->st.queued++;
+            goto queued;
+        }
+    }
+    if (s->spool) {
+        struct egr_err e = {""};
+        int rc = spool_push(s->spool, s->rb.buf, len, &e);
+        if (rc == EGR_OK) {
+            s->st.spooled++;
+            if (!s->spilling) {
+                s->spilling = 1;
+                say(s, "memory queue full (%" PRIu64 " records, %" PRIu64 " bytes): spooling to %s",
+                    s->mem_count, s->mem_bytes,
+                    spool_path(s->spool)[0] ? spool_path(s->spool) : "an unnamed file");
+            }
+            goto queued;
+        }
+        if (rc < 0 && !s->dropping) {
+            set_error(s, e.msg);
+            say(s, "%s: dropping records", e.msg);
+        } else if (!s->dropping) {
+            say(s, "spool full (%" PRIu64 " of %" PRIu64 " bytes): dropping records",
+                spool_used(s->spool), spool_capacity(s->spool));
+        }
+    } else if (!s->dropping) {
+        say(s, "memory queue full and no spool: dropping records");
+    }
+    if (!s->dropping) {
+        s->dropping = 1;
+        s->drop_mark = s->st.dropped;
+    }
+    s->st.dropped++;
+    return;
+queued:
+    if (s->dropping) {
+        s->dropping = 0;
+        say(s, "taking records again (%" PRIu64 " dropped while full)",
+            s->st.dropped - s->drop_mark);
+    }
+    if (s->n_unsent >= s->cfg.batch_records)
+        send_some(s);
+    else if (s->n_unsent)
+        arm_flush(s);
+}
+
+/* ---- sink ops --------------------------------------------------------- */
+
+static int sr_flow(void *self, const struct flow_record *rec)
+{
+    struct sink_redis *s = self;
+    redis_schema_flow(&s->schema, rec, &s->rb);
+    enqueue(s);
+    return EGR_OK; /* the capture never stops for Redis */
+}
+
+static int sr_alert(void *self, const struct alert_record *a)
+{
+    struct sink_redis *s = self;
+    redis_schema_alert(&s->schema, a, &s->jb, &s->rb);
+    enqueue(s);
+    return EGR_OK;
+}
+
+static int sr_stats(void *self, const struct run_stats *st)
+{
+    struct sink_redis *s = self;
+    s->hb_packets = st->packets;
+    s->hb_bytes = st->bytes;
+    s->hb_active = st->flow.active;
+    send_heartbeat(s);
+    return EGR_OK;
+}
+
+/* Sends what waits and gives replies a moment (the final heartbeat). */
+static int sr_flush(void *self)
+{
+    struct sink_redis *s = self;
+    send_some(s);
+    uint64_t until = mono_us() + FINAL_FLUSH_MS * 1000u;
+    while (usable(s) && s->inflight_plain > 0 && mono_us() < until)
+        event_base_loop(s->base, EVLOOP_ONCE);
+    return s->failed;
+}
+
+static const char *sr_error(void *self)
+{
+    const struct sink_redis *s = self;
+    return s->failed ? s->errmsg : "";
+}
+
+/* Records whose stream entry has not been written. */
+static uint64_t undelivered_now(const struct sink_redis *s)
+{
+    uint64_t n = s->spool ? spool_count(s->spool) : 0;
+    for (const struct rrec *r = s->head; r; r = r->next)
+        if (!(r->done & 1))
+            n++;
+    return n;
+}
+
+/* At the end: what is still in memory goes to a named spool for the next
+ * run (only the commands not yet answered), behind what the spool holds. */
+static uint64_t keep_for_next_run(struct sink_redis *s)
+{
+    if (!s->spool || !spool_path(s->spool)[0])
+        return 0;
+    for (struct rrec *r = s->head, *next; r; r = next) {
+        next = r->next;
+        if (r->done & 1)
+            continue;
+        struct rcmd_iter it;
+        const char *argv[RCMD_MAX_ARGS];
+        size_t lens[RCMD_MAX_ARGS];
+        unsigned argc;
+        if (rcmd_iter_init(&it, r->data, r->len, NULL, NULL) != EGR_OK)
+            continue;
+        rcmd_reset(&s->rb, (enum rcmd_kind)r->kind);
+        for (unsigned i = 0; rcmd_next(&it, argv, lens, &argc) == 1; i++) {
+            if (r->done & (1ull << i))
+                continue;
+            rcmd_begin(&s->rb);
+            for (unsigned a = 0; a < argc; a++)
+                rcmd_arg(&s->rb, argv[a], lens[a]);
+            rcmd_end(&s->rb);
+        }
+        struct egr_err e;
+        if (rcmd_ok(&s->rb) && spool_push(s->spool, s->rb.buf, (uint32_t)s->rb.len, &e) == EGR_OK &&
+            !r->out)
+            mem_remove(s, r); /* one still in flight is freed at close */
+    }
+    return spool_count(s->spool);
+}
+
+int sink_redis_drain(void *self)
+{
+    struct sink_redis *s = self;
+    uint64_t deadline = mono_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
+    send_some(s);
+    while (waiting(s) > 0 && mono_us() < deadline) {
+        event_base_loop(s->base, EVLOOP_ONCE);
+        send_some(s);
+    }
+    s->finished = 1;
+    uint64_t left = undelivered_now(s);
+    s->st.undelivered = left;
+    for (const struct rrec *r = s->head; r; r = r->next)
+        if (r->done & 1)
+            s->agg_lost++;
+    if (s->agg_lost)
+        say(s, "%" PRIu64 " records are in the stream but their aggregate updates were not "
+            "all written", s->agg_lost);
+    if (s->agg_refused)
+        say(s, "%" PRIu64 " aggregate updates were refused by Redis (not retried)", s->agg_refused);
+    if (left == 0 && s->st.dropped == 0)
+        return EGR_OK;
+
+    uint64_t kept = left ? keep_for_next_run(s) : 0;
+    char tail[600] = "";
+    size_t n = 0;
+    if (left)
+        n += (size_t)snprintf(tail + n, sizeof(tail) - n,
+                              "; %" PRIu64 " still waiting after redis.drain_timeout (%u s)", left,
+                              s->cfg.drain_timeout);
+    if (kept)
+        n += (size_t)snprintf(tail + n, sizeof(tail) - n,
+                              ", %" PRIu64 " kept in %s for the next run", kept,
+                              spool_path(s->spool));
+    if (s->st.dropped > s->st.rejected)
+        n += (size_t)snprintf(tail + n, sizeof(tail) - n,
+                              "; %" PRIu64 " dropped (queue and spool full)",
+                              s->st.dropped - s->st.rejected);
+    if (s->st.rejected)
+        n += (size_t)snprintf(tail + n, sizeof(tail) - n, "; %" PRIu64 " refused by Redis",
+                              s->st.rejected);
+    if (s->last_error[0] && n < sizeof(tail))
+        snprintf(tail + n, sizeof(tail) - n, "; last error: %s", s->last_error);
+    s->failed = EGR_EIO;
+    char msg[1200];
+    snprintf(msg, sizeof(msg), "redis: %" PRIu64 " of %" PRIu64 " records not delivered to %s%s",
+             left + s->st.dropped, s->st.records, s->ep.shown, tail);
+    copy_cut(s->errmsg, sizeof(s->errmsg), msg);
+    return s->failed;
+}
+
+void sink_redis_counters(void *self, struct redis_stats *out)
+{
+    struct sink_redis *s = self;
+    *out = s->st;
+    out->enabled = 1;
+    if (!s->failed)
+        out->undelivered = undelivered_now(s);
+}
+
+void sink_redis_poll(void *self)
+{
+    struct sink_redis *s = self;
+    refill(s);
+    event_base_loop(s->base, EVLOOP_NONBLOCK);
+}
+
+static void sr_free(struct sink_redis *s)
+{
+    struct event *evs[] = {s->ev_flush, s->ev_reconnect, s->ev_retry, s->ev_watchdog,
+                           s->ev_heartbeat};
+    for (size_t i = 0; i < EGR_ARRAY_LEN(evs); i++)
+        if (evs[i])
+            event_free(evs[i]);
+    while (s->head)
+        mem_remove(s, s->head);
+    spool_close(s->spool);
+    if (s->own_base && s->base)
+        event_base_free(s->base);
+    rcmd_free(&s->rb);
+    rcmd_free(&s->hb_rb);
+    jbuf_free(&s->jb);
+    free(s->popbuf);
+    free(s);
+}
+
+static void sr_close(void *self)
+{
+    struct sink_redis *s = self;
+    s->closing = 1;
+    s->finished = 1; /* nothing leaves the spool any more */
+    if (s->ac) {
+        redisAsyncContext *ac = s->ac;
+        s->ac = NULL;
+        redisAsyncFree(ac); /* answers what is in flight with NULL */
+    }
+    sr_free(s);
+}
+
+static const struct sink_ops sink_redis_ops = {
+    .name = "redis",
+    .flow = sr_flow,
+    .alert = sr_alert,
+    .stats = sr_stats,
+    .flush = sr_flush,
+    .close = sr_close,
+    .error = sr_error,
+};
+
+void *sink_redis_self(const struct sink *s)
+{
+    return s->ops == &sink_redis_ops ? s->self : NULL;
+}
+
+/* The sensor id as a file name: anything but [A-Za-z0-9._-] becomes '_'. */
+static void file_name(const char *id, char *out, size_t size)
+{
+    size_t o = 0;
+    for (size_t i = 0; id[i] && o + 1 < size; i++) {
+        unsigned char c = (unsigned char)id[i];
+        out[o++] = (isalnum(c) || c == '.' || c == '_' || c == '-') && !(i == 0 && c == '.')
+                       ? (char)c
+                       : '_';
+    }
+    out[o] = '\0';
+}
+
+static int open_spool(struct sink_redis *s, struct egr_err *err)
+{
+    const struct sink_redis_config *c = &s->cfg;
+    if (c->spool_max_bytes == 0)
+        return EGR_OK;
+    if (c->spool_max_bytes < SPOOL_MIN_CAPACITY)
+        return egr_fail(err, EGR_EINVAL,
+                        "redis.spool_max_bytes: %" PRIu64 " is below %u (or 0 for no spool)",
+                        c->spool_max_bytes, SPOOL_MIN_CAPACITY);
+    if (!c->spool_dir[0]) {
+        const char *tmp = getenv("TMPDIR");
+        return spool_open_temp(tmp && tmp[0] ? tmp : "/tmp", c->spool_max_bytes, &s->spool, err);
+    }
+    if (mkdir(c->spool_dir, 0700) != 0 && errno != EEXIST)
+        return egr_fail(err, EGR_EIO, "redis.spool_dir: %s: %s", c->spool_dir, strerror(errno));
+    char name[160], path[1400];
+    file_name(s->sensor, name, sizeof(name));
+    snprintf(path, sizeof(path), "%s/%s.spool", c->spool_dir, name);
+    struct spool_recovery rec;
+    int rc = spool_open(path, c->spool_max_bytes, &s->spool, &rec, err);
+    if (rc != EGR_OK)
+        return rc;
+    if (rec.records || rec.torn_tail)
+        say(s, "%s: %" PRIu64 " records from an earlier run to deliver first%s", path, rec.records,
+            rec.torn_tail ? " (a damaged record at the end was discarded)" : "");
+    if (rec.records) {
+        s->st.records += rec.records;
+        s->spilling = 1;
+    }
+    return EGR_OK;
+}
+
+int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base,
+                    sink_redis_log_fn log, void *log_arg, struct sink *out,
+                    struct egr_err *err)
+{
+    struct sink_redis *s = calloc(1, sizeof(*s));
+    if (!s)
+        return egr_fail(err, EGR_ENOMEM, "redis: out of memory");
+    s->cfg = *cfg;
+    s->log = log;
+    s->log_arg = log_arg;
+    rcmd_init(&s->rb);
+    rcmd_init(&s->hb_rb);
+    jbuf_init(&s->jb);
+    int rc = redis_url_parse(cfg->url, &s->ep, err);
+    if (rc != EGR_OK)
+        goto fail;
+    if (!cfg->prefix[0]) {
+        rc = egr_fail(err, EGR_EINVAL, "redis.prefix: must not be empty");
+        goto fail;
+    }
+    if (cfg->sensor_id[0]) {
+        snprintf(s->sensor, sizeof(s->sensor), "%s", cfg->sensor_id);
+    } else if (gethostname(s->sensor, sizeof(s->sensor) - 1) != 0 || !s->sensor[0]) {
+        snprintf(s->sensor, sizeof(s->sensor), "unknown");
+    }
+    s->schema = (struct redis_schema){
+        .prefix = s->cfg.prefix,
+        .sensor = s->sensor,
+        .flows_maxlen = cfg->flows_maxlen,
+        .alerts_maxlen = cfg->alerts_maxlen,
+        .aggregate_ttl = cfg->aggregate_ttl,
+    };
+    s->max_inflight = (uint64_t)cfg->batch_records * 8;
+    if (s->max_inflight < 64)
+        s->max_inflight = 64;
+    s->backoff_ms = s->retry_ms = BACKOFF_MIN_MS;
+    s->start_us = wall_us();
+    s->log_window = time(NULL);
+    if ((rc = open_spool(s, err)) != EGR_OK)
+        goto fail;
+
+    if (base) {
+        s->base = base;
+    } else {
+        s->base = event_base_new();
+        s->own_base = 1;
+    }
+    if (!s->base ||
+        !(s->ev_flush = evtimer_new(s->base, on_flush, s)) ||
+        !(s->ev_reconnect = evtimer_new(s->base, on_reconnect_timer, s)) ||
+        !(s->ev_retry = evtimer_new(s->base, on_retry_timer, s)) ||
+        !(s->ev_watchdog = event_new(s->base, -1, EV_PERSIST, on_watchdog, s)) ||
+        !(s->ev_heartbeat = event_new(s->base, -1, EV_PERSIST, on_heartbeat, s))) {
+        rc = egr_fail(err, EGR_ENOMEM, "redis: cannot set up the event loop");
+        goto fail;
+    }
+    struct timeval wd = {WATCHDOG_MS / 1000, (WATCHDOG_MS % 1000) * 1000};
+    struct timeval hb = {(time_t)cfg->heartbeat_interval, 0};
+    event_add(s->ev_watchdog, &wd);
+    event_add(s->ev_heartbeat, &hb);
+
+    /* A peer that closes the socket must give hiredis an EPIPE error, not
+     * kill the sensor; only a default disposition is changed. */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
+
+    connect_now(s);
+    out->ops = &sink_redis_ops;
+    out->self = s;
+    return EGR_OK;
+fail:
+    sr_free(s);
+    return rc;
+}

@@ -1,0 +1,465 @@
+/* test_redis_schema.c - the Redis commands of each record: the flow stream
+ * entry field by field (empty fields left out, ICMP without ports), hostile
+ * bytes passed as exact binary arguments, the per-minute aggregates (egress
+ * only, flows counted at a flow's first record, EXPIRE after every write),
+ * the alert stream entry and its EVE JSON on the live channel, the
+ * heartbeat, and the encoding: every truncation and corruption of a record
+ * is refused by the decoder, limits are enforced. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "egressd/eve.h"
+#include "egressd/redis-schema.h"
+#include "json_check.h"
+
+static const struct redis_schema schema = {
+    .prefix = "egress",
+    .sensor = "s1",
+    .flows_maxlen = 100000,
+    .alerts_maxlen = 1000000,
+    .aggregate_ttl = 7200,
+};
+
+/* 2023-11-14T22:13:20Z */
+#define T0 1700000000000000ull
+
+static void flow(struct flow_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->flow_id = 1234567890123ull;
+    r->first_us = T0 + 500000;
+    r->last_us = T0 + 2750000;
+    r->emit_us = T0 + 62000000; /* bucket 28333334 */
+    r->family = 4;
+    r->proto = 6;
+    memcpy(r->src_ip, (uint8_t[]){10, 0, 0, 5}, 4);
+    memcpy(r->dst_ip, (uint8_t[]){192, 0, 2, 7}, 4);
+    r->src_port = 40000;
+    r->dst_port = 443;
+    r->pkts_toserver = 11;
+    r->pkts_toclient = 9;
+    r->bytes_toserver = 1500;
+    r->bytes_toclient = 9000;
+    r->reason = END_CLOSED;
+    strcpy(r->community_id, "1:abc=");
+    strcpy(r->ndpi.proto, "TLS.Google");
+    strcpy(r->ndpi.master, "TLS");
+    strcpy(r->ndpi.app, "Google");
+    strcpy(r->ndpi.tls_sni, "www.google.com");
+    strcpy(r->ndpi.tls_ja3c, "0123456789abcdef0123456789abcdef");
+    r->enrich.direction = DIR_EGRESS;
+    r->enrich.dest_name_src = NAME_SNI;
+    strcpy(r->enrich.dest_name, "www.google.com");
+    r->enrich.has_country = r->enrich.has_asn = r->enrich.has_org = 1;
+    strcpy(r->enrich.country, "US");
+    r->enrich.asn = 15169;
+    strcpy(r->enrich.as_org, "Google LLC");
+    strcpy(r->enrich.asset, "laptop-7");
+    strcpy(r->enrich.role, "workstation");
+}
+
+/* The decoded commands of a record, for comparison. */
+struct cmds {
+    unsigned n;
+    unsigned argc[RCMD_MAX_CMDS];
+    const char *argv[RCMD_MAX_CMDS][RCMD_MAX_ARGS];
+    size_t len[RCMD_MAX_CMDS][RCMD_MAX_ARGS];
+};
+
+static void decode(const struct rcmd_buf *b, struct cmds *c, unsigned want_kind)
+{
+    struct rcmd_iter it;
+    unsigned kind, ncmd;
+    assert_true(rcmd_ok(b));
+    assert_int_equal(rcmd_iter_init(&it, b->buf, b->len, &kind, &ncmd), EGR_OK);
+    assert_int_equal(kind, want_kind);
+    memset(c, 0, sizeof(*c));
+    while (rcmd_next(&it, c->argv[c->n], c->len[c->n], &c->argc[c->n]) == 1)
+        c->n++;
+    assert_int_equal(c->n, ncmd);
+}
+
+static int arg_is(const struct cmds *c, unsigned i, unsigned a, const char *want)
+{
+    return a < c->argc[i] && c->len[i][a] == strlen(want) &&
+           !memcmp(c->argv[i][a], want, c->len[i][a]);
+}
+
+/* Command i is exactly the given text arguments (NULL-terminated). */
+static void expect_cmd(const struct cmds *c, unsigned i, ...)
+{
+    va_list ap;
+    va_start(ap, i);
+    unsigned a = 0;
+    for (const char *w; (w = va_arg(ap, const char *)); a++)
+        if (!arg_is(c, i, a, w))
+            fail_msg("command %u argument %u: got \"%.*s\", want \"%s\"", i, a,
+                     a < c->argc[i] ? (int)c->len[i][a] : 0, a < c->argc[i] ? c->argv[i][a] : "",
+                     w);
+    va_end(ap);
+    if (a != c->argc[i])
+        fail_msg("command %u has %u arguments, want %u", i, c->argc[i], a);
+}
+
+/* The value of field `name` in stream command i (after the ID "*"), or
+ * NULL; n gets its length. */
+static const char *field(const struct cmds *c, unsigned i, const char *name, size_t *n)
+{
+    unsigned a = 2;
+    while (a < c->argc[i] && !arg_is(c, i, a, "*"))
+        a++;
+    for (a++; a + 1 < c->argc[i]; a += 2)
+        if (arg_is(c, i, a, name)) {
+            *n = c->len[i][a + 1];
+            return c->argv[i][a + 1];
+        }
+    return NULL;
+}
+
+static void expect_field(const struct cmds *c, unsigned i, const char *name, const char *want)
+{
+    size_t n = 0;
+    const char *v = field(c, i, name, &n);
+    if (!v)
+        fail_msg("field %s missing", name);
+    if (n != strlen(want) || memcmp(v, want, n))
+        fail_msg("field %s: got \"%.*s\", want \"%s\"", name, (int)n, v, want);
+}
+
+static void expect_no_field(const struct cmds *c, unsigned i, const char *name)
+{
+    size_t n;
+    if (field(c, i, name, &n))
+        fail_msg("field %s present", name);
+}
+
+static void test_flow_entry(void **state)
+{
+    struct flow_record r;
+    flow(&r);
+    struct rcmd_buf b;
+    rcmd_init(&b);
+    redis_schema_flow(&schema, &r, &b);
+    struct cmds c;
+    decode(&b, &c, RCMD_FLOW);
+    /* The whole entry, in order. */
+    expect_cmd(&c, 0, "XADD", "egress:flows", "MAXLEN", "~", "100000", "*", "sensor", "s1",
+               "ts", "2023-11-14T22:14:22.000000+0000", "flow_id", "1234567890123", "src_ip",
+               "10.0.0.5", "src_port", "40000", "dest_ip", "192.0.2.7", "dest_port", "443",
+               "proto", "TCP", "app_proto", "tls", "ndpi_proto", "TLS.Google", "community_id",
+               "1:abc=", "direction", "egress", "dest_name", "www.google.com",
+               "dest_name_source", "sni", "asset", "laptop-7", "role", "workstation", "country",
+               "US", "asn", "15169", "as_org", "Google LLC", "pkts_toserver", "11",
+               "pkts_toclient", "9", "bytes_toserver", "1500", "bytes_toclient", "9000", "start",
+               "2023-11-14T22:13:20.500000+0000", "end", "2023-11-14T22:13:22.750000+0000",
+               "reason", "closed", "alerted", "false", "tls_sni", "www.google.com", "ja3c",
+               "0123456789abcdef0123456789abcdef", NULL);
+
+    /* Empty values are left out; ICMP has type and code, no ports; an
+     * interim record says its seq; maxlen 0 does not trim. */
+    r.proto = 1;
+    r.src_port = 8;
+    r.dst_port = 0;
+    r.ndpi.tls_sni[0] = r.ndpi.tls_ja3c[0] = r.ndpi.proto[0] = '\0';
+    r.ndpi.master[0] = r.ndpi.app[0] = '\0';
+    r.enrich.dest_name[0] = r.enrich.asset[0] = r.enrich.role[0] = '\0';
+    r.enrich.has_country = r.enrich.has_asn = r.enrich.has_org = 0;
+    r.enrich.direction = DIR_UNKNOWN;
+    r.community_id[0] = '\0';
+    r.alerted = 1;
+    r.seq = 3;
+    r.reason = END_ACTIVE;
+    struct redis_schema nolimit = schema;
+    nolimit.flows_maxlen = 0;
+    redis_schema_flow(&nolimit, &r, &b);
+    decode(&b, &c, RCMD_FLOW);
+    assert_true(arg_is(&c, 0, 0, "XADD") && arg_is(&c, 0, 1, "egress:flows") &&
+                arg_is(&c, 0, 2, "*"));
+    expect_field(&c, 0, "proto", "ICMP");
+    expect_field(&c, 0, "icmp_type", "8");
+    expect_field(&c, 0, "icmp_code", "0");
+    expect_field(&c, 0, "app_proto", "failed");
+    expect_field(&c, 0, "alerted", "true");
+    expect_field(&c, 0, "seq", "3");
+    expect_field(&c, 0, "reason", "active_timeout");
+    static const char *const absent[] = {
+        "src_port", "dest_port", "ndpi_proto", "community_id", "direction", "dest_name",
+        "dest_name_source", "asset", "role", "country", "asn", "as_org", "tls_sni",
+        "http_host", "dns_query", "ja3c",
+    };
+    for (size_t i = 0; i < sizeof(absent) / sizeof(absent[0]); i++)
+        expect_no_field(&c, 0, absent[i]);
+
+    /* IPv6 addresses as EVE writes them. */
+    flow(&r);
+    r.family = 6;
+    memset(r.src_ip, 0, 16);
+    r.src_ip[0] = 0x20;
+    r.src_ip[1] = 0x01;
+    r.src_ip[2] = 0x0d;
+    r.src_ip[3] = 0xb8;
+    r.src_ip[15] = 1;
+    redis_schema_flow(&schema, &r, &b);
+    decode(&b, &c, RCMD_FLOW);
+    expect_field(&c, 0, "src_ip", "2001:db8::1");
+    rcmd_free(&b);
+}
+
+/* Names from the wire are bytes: the protocol's own delimiters, a NUL-free
+ * run of invalid UTF-8 and markup arrive as the exact argument. */
+static void test_hostile_bytes(void **state)
+{
+    static const char evil[] = "a\r\n*3\r\n$3\r\nDEL\r\n$1\r\nx\xff\xc0\xaf<script>\x01";
+    struct flow_record r;
+    flow(&r);
+    strcpy(r.enrich.dest_name, evil);
+    strcpy(r.ndpi.http_host, evil);
+    strcpy(r.ndpi.dns_query, "q\r\n");
+    /* A name filling its array without a terminator is cut at the array. */
+    memset(r.ndpi.tls_sni, 'A', sizeof(r.ndpi.tls_sni));
+    struct rcmd_buf b;
+    rcmd_init(&b);
+    redis_schema_flow(&schema, &r, &b);
+    struct cmds c;
+    decode(&b, &c, RCMD_FLOW);
+    expect_field(&c, 0, "dest_name", evil);
+    expect_field(&c, 0, "http_host", evil);
+    expect_field(&c, 0, "dns_query", "q\r\n");
+    size_t n;
+    const char *sni = field(&c, 0, "tls_sni", &n);
+    assert_non_null(sni);
+    assert_int_equal(n, sizeof(r.ndpi.tls_sni));
+    /* The same bytes name the top-destination member. */
+    int found = 0;
+    for (unsigned i = 1; i < c.n; i++)
+        if (arg_is(&c, i, 0, "ZINCRBY"))
+            found = arg_is(&c, i, 3, evil);
+    assert_true(found);
+    rcmd_free(&b);
+}
+
+static void test_aggregates(void **state)
+{
+    struct flow_record r;
+    flow(&r);
+    struct rcmd_buf b;
+    rcmd_init(&b);
+    redis_schema_flow(&schema, &r, &b);
+    struct cmds c;
+    decode(&b, &c, RCMD_FLOW);
+    assert_int_equal(redis_schema_bucket(r.emit_us), 28333334);
+    /* asset, role, proto, country, asn: bytes and flows each, then the
+     * unique and top destinations; every write followed by its EXPIRE. */
+    static const char *const want[][5] = {
+        {"HINCRBY", "egress:agg:28333334:bytes:asset", "laptop-7", "10500"},
+        {"HINCRBY", "egress:agg:28333334:flows:asset", "laptop-7", "1"},
+        {"HINCRBY", "egress:agg:28333334:bytes:role", "workstation", "10500"},
+        {"HINCRBY", "egress:agg:28333334:flows:role", "workstation", "1"},
+        {"HINCRBY", "egress:agg:28333334:bytes:proto", "TLS.Google", "10500"},
+        {"HINCRBY", "egress:agg:28333334:flows:proto", "TLS.Google", "1"},
+        {"HINCRBY", "egress:agg:28333334:bytes:country", "US", "10500"},
+        {"HINCRBY", "egress:agg:28333334:flows:country", "US", "1"},
+        {"HINCRBY", "egress:agg:28333334:bytes:asn", "15169", "10500"},
+        {"HINCRBY", "egress:agg:28333334:flows:asn", "15169", "1"},
+        {"PFADD", "egress:agg:28333334:dests:laptop-7", "www.google.com"},
+        {"ZINCRBY", "egress:agg:28333334:top:laptop-7", "10500", "www.google.com"},
+    };
+    size_t nw = sizeof(want) / sizeof(want[0]);
+    assert_int_equal(c.n, 1 + 2 * nw);
+    for (size_t i = 0; i < nw; i++) {
+        unsigned ci = 1 + 2 * (unsigned)i;
+        expect_cmd(&c, ci, want[i][0], want[i][1], want[i][2], want[i][3], NULL);
+        expect_cmd(&c, ci + 1, "EXPIRE", want[i][1], "7200", NULL);
+    }
+
+    /* An interim record adds bytes, not another flow; without a name or an
+     * inventory the address stands in; an unknown protocol is "Unknown". */
+    r.seq = 1;
+    r.enrich.asset[0] = r.enrich.role[0] = r.enrich.dest_name[0] = r.ndpi.proto[0] = '\0';
+    r.enrich.has_country = r.enrich.has_asn = 0;
+    redis_schema_flow(&schema, &r, &b);
+    decode(&b, &c, RCMD_FLOW);
+    assert_int_equal(c.n, 1 + 2 * 4);
+    expect_cmd(&c, 1, "HINCRBY", "egress:agg:28333334:bytes:asset", "10.0.0.5", "10500", NULL);
+    expect_cmd(&c, 3, "HINCRBY", "egress:agg:28333334:bytes:proto", "Unknown", "10500", NULL);
+    expect_cmd(&c, 5, "PFADD", "egress:agg:28333334:dests:10.0.0.5", "192.0.2.7", NULL);
+    expect_cmd(&c, 7, "ZINCRBY", "egress:agg:28333334:top:10.0.0.5", "10500", "192.0.2.7", NULL);
+
+    /* Direction unknown (no home_net) counts as egress; the others do not. */
+    static const uint8_t dirs[] = {DIR_INBOUND, DIR_INTERNAL, DIR_EXTERNAL};
+    for (size_t i = 0; i < sizeof(dirs); i++) {
+        r.enrich.direction = dirs[i];
+        redis_schema_flow(&schema, &r, &b);
+        decode(&b, &c, RCMD_FLOW);
+        assert_int_equal(c.n, 1);
+    }
+    r.enrich.direction = DIR_UNKNOWN;
+    assert_true(redis_schema_counts_as_egress(&r));
+    struct redis_schema noagg = schema;
+    noagg.aggregate_ttl = 0;
+    redis_schema_flow(&noagg, &r, &b);
+    decode(&b, &c, RCMD_FLOW);
+    assert_int_equal(c.n, 1);
+    rcmd_free(&b);
+}
+
+static void test_alert(void **state)
+{
+    struct alert_record a;
+    memset(&a, 0, sizeof(a));
+    flow(&a.flow);
+    a.ts_us = T0 + 3000000;
+    a.first_seen_us = T0;
+    a.last_seen_us = T0 + 3000000;
+    a.count = 4;
+    a.kind = ALERT_INTEL;
+    a.severity = SEV_HIGH;
+    a.update = 1;
+    strcpy(a.alert_key, "0123456789012345678901234567890123456789");
+    strcpy(a.reason, "destination on list \"bad\"\r\n<b>");
+    strcpy(a.intel_list, "bad-ips");
+    strcpy(a.service, "tcp/443 TLS");
+    struct rcmd_buf b;
+    struct jbuf jb;
+    rcmd_init(&b);
+    jbuf_init(&jb);
+    redis_schema_alert(&schema, &a, &jb, &b);
+    struct cmds c;
+    decode(&b, &c, RCMD_ALERT);
+    assert_int_equal(c.n, 2);
+    expect_cmd(&c, 0, "XADD", "egress:alerts", "MAXLEN", "~", "1000000", "*", "sensor", "s1",
+               "ts", "2023-11-14T22:13:23.000000+0000", "alert_key",
+               "0123456789012345678901234567890123456789", "category", alert_kind_name(ALERT_INTEL),
+               "severity", "1", "severity_name", "high", "signature",
+               "destination on list \"bad\"\r\n<b>", "service", "tcp/443 TLS", "intel_list",
+               "bad-ips", "count", "4", "first_seen", "2023-11-14T22:13:20.000000+0000",
+               "last_seen", "2023-11-14T22:13:23.000000+0000", "update", "true", "flow_id",
+               "1234567890123", "src_ip", "10.0.0.5", "src_port", "40000", "dest_ip", "192.0.2.7",
+               "dest_port", "443", "proto", "TCP", "app_proto", "tls", "ndpi_proto", "TLS.Google",
+               "community_id", "1:abc=", "direction", "egress", "dest_name", "www.google.com",
+               "dest_name_source", "sni", "asset", "laptop-7", "role", "workstation", "country",
+               "US", "asn", "15169", "as_org", "Google LLC", NULL);
+
+    /* The live channel gets the alert exactly as the JSON sink writes it. */
+    assert_true(arg_is(&c, 1, 0, "PUBLISH") && arg_is(&c, 1, 1, "egress:alerts:live"));
+    struct jbuf want;
+    jbuf_init(&want);
+    eve_format_alert(&want, &a);
+    assert_int_equal(c.len[1][2], want.len);
+    assert_memory_equal(c.argv[1][2], want.buf, want.len);
+    assert_int_equal(jc_check_text(c.argv[1][2], c.len[1][2], "doc",
+                                   "d[\"event_type\"] == \"alert\" and "
+                                   "d[\"alert\"][\"count\"] == 4"),
+                     0);
+
+    /* A first alert without a list or service leaves them out. */
+    a.update = 0;
+    a.intel_list[0] = a.service[0] = '\0';
+    a.kind = ALERT_UNEXPECTED;
+    a.severity = SEV_MEDIUM;
+    redis_schema_alert(&schema, &a, &jb, &b);
+    decode(&b, &c, RCMD_ALERT);
+    expect_field(&c, 0, "update", "false");
+    expect_field(&c, 0, "severity", "2");
+    expect_field(&c, 0, "severity_name", "medium");
+    expect_field(&c, 0, "category", alert_kind_name(ALERT_UNEXPECTED));
+    expect_no_field(&c, 0, "intel_list");
+    expect_no_field(&c, 0, "service");
+    jbuf_free(&want);
+    jbuf_free(&jb);
+    rcmd_free(&b);
+}
+
+static void test_heartbeat(void **state)
+{
+    struct redis_heartbeat hb = {
+        .version = "0.1.0", .source = "eth0", .start_us = T0, .now_us = T0 + 10000000,
+        .packets = 100, .bytes = 20000, .drops = 1, .active_flows = 7, .queue_depth = 3,
+        .sent = 50, .queued = 52, .spooled = 2, .dropped = 0, .undelivered = 0,
+        .reconnects = 1, .last_error = "OOM", .ttl = 60,
+    };
+    struct rcmd_buf b;
+    rcmd_init(&b);
+    redis_schema_heartbeat(&schema, &hb, &b);
+    struct cmds c;
+    decode(&b, &c, RCMD_HEARTBEAT);
+    assert_int_equal(c.n, 3);
+    expect_cmd(&c, 0, "HSET", "egress:sensor:s1", "version", "0.1.0", "source", "eth0",
+               "start_time", "2023-11-14T22:13:20.000000+0000", "updated",
+               "2023-11-14T22:13:30.000000+0000", "packets", "100", "bytes", "20000", "drops",
+               "1", "active_flows", "7", "queue_depth", "3", "sent", "50", "queued", "52",
+               "spooled", "2", "dropped", "0", "undelivered", "0", "reconnects", "1",
+               "last_error", "OOM", NULL);
+    expect_cmd(&c, 1, "EXPIRE", "egress:sensor:s1", "60", NULL);
+    expect_cmd(&c, 2, "SADD", "egress:sensors", "s1", NULL);
+    rcmd_free(&b);
+}
+
+/* The decoder trusts nothing: every cut of a valid record, any byte
+ * appended, and damaged headers are refused. */
+static void test_decoder_refuses_damage(void **state)
+{
+    struct flow_record r;
+    flow(&r);
+    struct rcmd_buf b;
+    rcmd_init(&b);
+    redis_schema_flow(&schema, &r, &b);
+    assert_true(rcmd_ok(&b));
+    struct rcmd_iter it;
+    for (size_t n = 0; n < b.len; n++)
+        if (rcmd_iter_init(&it, b.buf, n, NULL, NULL) != EGR_EINVAL)
+            fail_msg("a record cut to %zu of %zu bytes was accepted", n, b.len);
+    uint8_t *copy = malloc(b.len + 1);
+    assert_non_null(copy);
+    memcpy(copy, b.buf, b.len);
+    copy[b.len] = 0;
+    assert_int_equal(rcmd_iter_init(&it, copy, b.len + 1, NULL, NULL), EGR_EINVAL);
+    assert_int_equal(rcmd_iter_init(&it, copy, b.len, NULL, NULL), EGR_OK);
+    copy[0] = 2; /* version */
+    assert_int_equal(rcmd_iter_init(&it, copy, b.len, NULL, NULL), EGR_EINVAL);
+    copy[0] = 1;
+    copy[2] = copy[3] = 0; /* no commands */
+    assert_int_equal(rcmd_iter_init(&it, copy, b.len, NULL, NULL), EGR_EINVAL);
+    memcpy(copy, b.buf, b.len);
+    copy[6] = 0xff; /* first argument's length far past the end */
+    copy[7] = 0xff;
+    assert_int_equal(rcmd_iter_init(&it, copy, b.len, NULL, NULL), EGR_EINVAL);
+    free(copy);
+
+    /* Limits: too many arguments or commands make the record unusable. */
+    rcmd_reset(&b, RCMD_FLOW);
+    rcmd_begin(&b);
+    for (unsigned i = 0; i <= RCMD_MAX_ARGS; i++)
+        rcmd_arg_str(&b, "x");
+    rcmd_end(&b);
+    assert_false(rcmd_ok(&b));
+    rcmd_reset(&b, RCMD_FLOW);
+    assert_true(rcmd_ok(&b));
+    for (unsigned i = 0; i <= RCMD_MAX_CMDS; i++) {
+        rcmd_begin(&b);
+        rcmd_arg_str(&b, "PING");
+        rcmd_end(&b);
+    }
+    assert_false(rcmd_ok(&b));
+    rcmd_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_flow_entry),
+        cmocka_unit_test(test_hostile_bytes),
+        cmocka_unit_test(test_aggregates),
+        cmocka_unit_test(test_alert),
+        cmocka_unit_test(test_heartbeat),
+        cmocka_unit_test(test_decoder_refuses_damage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
