@@ -23,6 +23,7 @@
  * payload as an L4 header. Fragments whose first piece was not seen are
  * counted (frag_orphans) and belong to no flow.
  */
+#include "egressd/hash.h"
 #include "egressd/flow.h"
 
 #include <stdlib.h>
@@ -129,15 +130,6 @@ size_t flow_table_entry_size(void)
 
 /* ---- hashing ------------------------------------------------------------ */
 
-static inline uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
 
 static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
 {
@@ -146,14 +138,14 @@ static uint64_t hash_bytes(const void *p, size_t n, uint64_t seed)
     while (n >= 8) {
         uint64_t w;
         memcpy(&w, b, 8);
-        h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ull;
+        h = (h ^ hash_mix64(w)) * 0x9e3779b97f4a7c15ull;
         b += 8;
         n -= 8;
     }
     uint64_t w = 0;
     memcpy(&w, b, n);
-    h = (h ^ mix64(w)) * 0x9e3779b97f4a7c15ull;
-    return mix64(h);
+    h = (h ^ hash_mix64(w)) * 0x9e3779b97f4a7c15ull;
+    return hash_mix64(h);
 }
 
 /* ---- lists -------------------------------------------------------------- */
@@ -227,7 +219,7 @@ int flow_table_new(const struct flow_config *cfg, struct classify_ctx *cls,
     ft->cls = cls;
     ft->emit = emit;
     ft->emit_arg = emit_arg;
-    ft->seed = mix64(0x6567726573736400ull ^ cfg->hash_seed);
+    ft->seed = hash_mix64(0x6567726573736400ull ^ cfg->hash_seed);
 
     /* One bucket per flow at the cap, rounded up to a power of two: chains
      * stay short at the cap, and untouched bucket pages cost no RSS. */

@@ -14,6 +14,7 @@
  * cannot be precomputed. The seed changes only where an entry is stored,
  * never what a lookup answers, so replays stay deterministic.
  */
+#include "egressd/hash.h"
 #include "egressd/names.h"
 
 #include <stdlib.h>
@@ -53,24 +54,15 @@ size_t names_entry_size(void)
 
 /* ---- keys --------------------------------------------------------------- */
 
-static inline uint64_t mix64(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h;
-}
 
 static uint32_t bucket_of(const struct names *t, int family, const uint8_t addr[16])
 {
     uint64_t w0, w1;
     memcpy(&w0, addr, 8);
     memcpy(&w1, addr + 8, 8);
-    uint64_t h = mix64(t->seed ^ (uint64_t)family);
-    h = mix64(h ^ w0);
-    h = mix64(h ^ w1 ^ t->seed);
+    uint64_t h = hash_mix64(t->seed ^ (uint64_t)family);
+    h = hash_mix64(h ^ w0);
+    h = hash_mix64(h ^ w1 ^ t->seed);
     return (uint32_t)h & t->mask;
 }
 

@@ -15,24 +15,13 @@
 #include <string.h>
 
 #include "egressd/cid.h"
+#include "shared_dir.h"
 
 #define VECTORS_MIN_ROWS 35 /* as shipped; fewer means the file was cut */
 
 static void shared_path(const char *rel, char *out, size_t n)
 {
-    const char *shared = getenv("EGRESSD_SHARED");
-    char fallback[1024];
-    if (!shared || !*shared) {
-        /* <repo>/tests/unit/test_cid.c -> <repo>/../shared */
-        snprintf(fallback, sizeof(fallback), "%s", __FILE__);
-        char *cut = strstr(fallback, "/tests/unit/");
-        if (cut)
-            strcpy(cut, "/../shared");
-        else
-            strcpy(fallback, "../shared");
-        shared = fallback;
-    }
-    if (snprintf(out, n, "%s/%s", shared, rel) >= (int)n)
+    if (test_shared_path(rel, out, n) != 0)
         fail_msg("EGRESSD_SHARED path too long");
 }
 

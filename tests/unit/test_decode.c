@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 
 #include "egressd/decode.h"
+#include "shared_dir.h"
 #include "egressd/pkt.h"
 
 /* ---- frame writer ------------------------------------------------------- */
@@ -1932,19 +1933,7 @@ static char pcap_dir[1024];
 
 static void find_pcaps(void)
 {
-    const char *shared = getenv("EGRESSD_SHARED");
-    char fallback[1024];
-    if (!shared || !*shared) {
-        /* <repo>/tests/unit/test_decode.c -> <repo>/../shared */
-        snprintf(fallback, sizeof(fallback), "%s", __FILE__);
-        char *cut = strstr(fallback, "/tests/unit/");
-        if (cut)
-            strcpy(cut, "/../shared");
-        else
-            strcpy(fallback, "../shared");
-        shared = fallback;
-    }
-    if (snprintf(pcap_dir, sizeof(pcap_dir), "%s/pcaps", shared) >= (int)sizeof(pcap_dir))
+    if (test_shared_path("pcaps", pcap_dir, sizeof(pcap_dir)) != 0)
         fail_msg("EGRESSD_SHARED path too long");
     struct stat st;
     if (stat(pcap_dir, &st) != 0 || !S_ISDIR(st.st_mode))

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "egressd/geo.h"
+#include "shared_dir.h"
 #include "egressd/netset.h"
 
 #define NO_ENTRY "<no entry>"
@@ -28,19 +29,7 @@ static char mmdb_dir[1024];
 
 static void find_mmdb_dir(void)
 {
-    const char *shared = getenv("EGRESSD_SHARED");
-    char fallback[1024];
-    if (!shared || !*shared) {
-        /* <repo>/tests/unit/test_geo.c -> <repo>/../shared */
-        snprintf(fallback, sizeof(fallback), "%s", __FILE__);
-        char *cut = strstr(fallback, "/tests/unit/");
-        if (cut)
-            strcpy(cut, "/../shared");
-        else
-            strcpy(fallback, "../shared");
-        shared = fallback;
-    }
-    if (snprintf(mmdb_dir, sizeof(mmdb_dir), "%s/testdata/mmdb", shared) >= (int)sizeof(mmdb_dir))
+    if (test_shared_path("testdata/mmdb", mmdb_dir, sizeof(mmdb_dir)) != 0)
         fail_msg("EGRESSD_SHARED path too long");
     char tsv[1100];
     snprintf(tsv, sizeof(tsv), "%s/expected-lookups.tsv", mmdb_dir);
