@@ -6,12 +6,20 @@ import sys
 
 
 def name_of(ev):
+    if ev.get("dest_name"):
+        return ev["dest_name"]
     n = ev.get("ndpi", {})
     for sect, key in (("tls", "sni"), ("http", "host"), ("dns", "query")):
         v = n.get(sect, {}).get(key)
         if v:
             return v
     return ""
+
+
+def geo_of(ev):
+    g = ev.get("geo", {})
+    parts = [g.get("country", ""), f"AS{g['asn']}" if "asn" in g else ""]
+    return " ".join(p for p in parts if p)
 
 
 def clip(s, n):
@@ -36,15 +44,15 @@ def main():
                 flows.append(ev)
             elif ev.get("event_type") == "stats":
                 stats = ev["stats"]
-    fmt = "{:<26} {:<26} {:<5} {:<18} {:<32} {:>9} {:>9}  {}"
-    print(fmt.format("client", "server", "proto", "ndpi", "name", "bytes>", "bytes<", "end"))
+    fmt = "{:<26} {:<26} {:<5} {:<18} {:<30} {:<10} {:>9} {:>9}  {}"
+    print(fmt.format("client", "server", "proto", "ndpi", "name", "geo", "bytes>", "bytes<", "end"))
     for ev in flows:
         fl = ev["flow"]
         print(fmt.format(
             clip(endpoint(ev["src_ip"], ev.get("src_port")), 26),
             clip(endpoint(ev["dest_ip"], ev.get("dest_port")), 26),
             clip(ev["proto"], 5), clip(ev.get("ndpi", {}).get("proto", ""), 18),
-            clip(name_of(ev), 32), fl["bytes_toserver"], fl["bytes_toclient"], fl["reason"]))
+            clip(name_of(ev), 30), geo_of(ev), fl["bytes_toserver"], fl["bytes_toclient"], fl["reason"]))
     if stats:
         cap, fl = stats["capture"], stats["flow"]
         print(f"\n{len(flows)} flow records; {cap['packets']} packets, {cap['bytes']} bytes read; "
