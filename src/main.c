@@ -14,18 +14,12 @@
 #include "egressd/classify.h"
 #include "egressd/config.h"
 #include "egressd/decode.h"
-#include "egressd/outputs.h"
+#include "egressd/sensor.h"
 #include "egressd/sink.h"
 #include "egressd/worker.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-
-/* The I/O side of a run: everything records meet after the flow table. */
-struct run {
-    struct outputs out;
-    struct run_stats st;
-};
 
 static void usage(FILE *to)
 {
@@ -50,16 +44,10 @@ static void usage(FILE *to)
             "output error), 2 usage or configuration error.\n");
 }
 
-static void emit_flow(void *arg, struct flow_record *rec)
-{
-    struct run *r = arg;
-    outputs_flow(&r->out, rec);
-}
-
 /* Replays one file through the worker. Returns EGR_OK when the file was read
  * to its end; on failure err says why (everything before the fault has been
  * processed). */
-static int replay_file(struct worker *w, const char *path, struct run *r, struct egr_err *err)
+static int replay_file(struct worker *w, const char *path, struct sensor *s, struct egr_err *err)
 {
     struct capture *c;
     int rc = capture_open_file(path, &c, err);
@@ -73,10 +61,13 @@ static int replay_file(struct worker *w, const char *path, struct run *r, struct
     }
     struct capture_pkt p;
     uint64_t n = 0;
-    while ((rc = capture_next(c, &p, err)) == 1 && !r->out.failed) {
+    while ((rc = capture_next(c, &p, err)) == 1) {
         worker_packet(w, dlt, &p);
-        if ((++n & 1023) == 0)
-            outputs_poll(&r->out);
+        if ((++n & 1023) == 0) {
+            sensor_poll(s);
+            if (sensor_failed(s))
+                break;
+        }
     }
     capture_close(c);
     return rc < 0 ? rc : EGR_OK;
@@ -169,34 +160,39 @@ int main(int argc, char **argv)
     if (!json_path)
         json_path = cfg.json_path[0] ? cfg.json_path : "-";
 
-    static struct run run; /* holds a few KB of sink state: not on the stack */
-    if (outputs_open(&run.out, &cfg, json_path, &err) != EGR_OK) {
+    char source[1200];
+    snprintf(source, sizeof(source), "file %s%s", inputs[0], ninputs > 1 ? " ..." : "");
+    struct sensor *sensor;
+    if (sensor_open(&cfg, json_path, source, &sensor, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         free(inputs);
         return EXIT_RUNTIME;
     }
 
+    struct run_stats st;
+    memset(&st, 0, sizeof(st));
     struct worker *w;
-    if (worker_new(&cfg, emit_flow, &run, &w, &err) != EGR_OK) {
+    if (worker_new(&cfg, sensor_emit, sensor, &w, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
-        outputs_finish(&run.out, &run.st);
+        sensor_finish(sensor, &st, &err);
         free(inputs);
         return EXIT_RUNTIME;
     }
+    worker_set_annotate(w, sensor_annotate, sensor);
 
     int status = 0;
-    for (size_t i = 0; i < ninputs && !run.out.failed; i++) {
-        run.st.inputs++;
-        if (replay_file(w, inputs[i], &run, &err) != EGR_OK) {
+    for (size_t i = 0; i < ninputs && !sensor_failed(sensor); i++) {
+        st.inputs++;
+        if (replay_file(w, inputs[i], sensor, &err) != EGR_OK) {
             fprintf(stderr, "egressd: %s\n", err.msg);
-            run.st.input_errors++;
+            st.input_errors++;
             status = EXIT_RUNTIME;
         }
     }
     worker_flush(w, END_SHUTDOWN);
-    worker_stats(w, &run.st);
-    if (outputs_finish(&run.out, &run.st) != EGR_OK) {
-        fprintf(stderr, "egressd: %s\n", outputs_error(&run.out));
+    worker_stats(w, &st);
+    if (sensor_finish(sensor, &st, &err) != EGR_OK) {
+        fprintf(stderr, "egressd: %s\n", err.msg);
         status = EXIT_RUNTIME;
     }
     worker_free(w);

@@ -30,9 +30,10 @@ static void log_stderr(void *arg, const char *line)
 }
 
 int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *json_path,
-                 struct egr_err *err)
+                 const char *source, struct egr_err *err)
 {
     memset(o, 0, sizeof(*o));
+    (void)source; /* TODO(redis heartbeat): hand to the Redis sink */
     /* Redis first: a bad URL or spool directory must not truncate the JSON
      * file of an earlier run. */
     struct sink redis = {NULL, NULL};
@@ -67,6 +68,21 @@ void outputs_alert(struct outputs *o, const struct alert_record *a)
     for (unsigned i = 0; i < o->n; i++) {
         struct sink *s = &o->sinks[i];
         if (s->ops->alert(s->self, a) != EGR_OK)
+            note_failure(o, s);
+    }
+}
+
+void outputs_stats(struct outputs *o, const struct run_stats *st)
+{
+    struct run_stats now = *st;
+    for (unsigned i = 0; i < o->n; i++) {
+        void *r = sink_redis_self(&o->sinks[i]);
+        if (r)
+            sink_redis_counters(r, &now.redis);
+    }
+    for (unsigned i = 0; i < o->n; i++) {
+        struct sink *s = &o->sinks[i];
+        if (s->ops->stats(s->self, &now) != EGR_OK || s->ops->flush(s->self) != EGR_OK)
             note_failure(o, s);
     }
 }

@@ -22,12 +22,18 @@ struct outputs {
 };
 
 /* Opens the sinks the configuration asks for: JSON lines to json_path
- * (never NULL: "-" is stdout). On failure nothing stays open. */
+ * (never NULL: "-" is stdout). `source` says what the sensor reads ("file
+ * a.pcap", "interface eth0") for sinks that report it (the Redis
+ * heartbeat); NULL is "". On failure nothing stays open. */
 int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *json_path,
-                 struct egr_err *err);
+                 const char *source, struct egr_err *err);
 
 void outputs_flow(struct outputs *o, const struct flow_record *rec);
 void outputs_alert(struct outputs *o, const struct alert_record *a);
+
+/* Writes a stats event to every sink now (a periodic or requested one; the
+ * final one is written by outputs_finish). */
+void outputs_stats(struct outputs *o, const struct run_stats *st);
 
 /* Lets sinks with background work (network writes) make progress without
  * blocking. Called between packets; cheap when there is nothing to do. */
