@@ -37,6 +37,11 @@ struct run_stats {
     uint64_t not_ip;           /* frames without IP (ARP, ...) */
     uint64_t inputs;           /* capture files / interfaces read */
     uint64_t input_errors;     /* inputs that ended in an error */
+    /* live capture drops (0 in replay): libpcap's counters summed over
+     * workers, and the sensor's own */
+    uint64_t drop_kernel;      /* ps_drop: the kernel's capture buffer was full */
+    uint64_t drop_ifdrop;      /* ps_ifdrop: dropped by the interface or driver */
+    uint64_t drop_sensor;      /* dropped inside the sensor (a full hand-off queue) */
     struct decode_stats decode;
     struct flow_stats flow;
     /* enrichment */
