@@ -92,6 +92,9 @@ int config_each_item(struct config_parse *p, yaml_node_t *node, const char *path
 int config_error(struct config_parse *p, const yaml_node_t *node, const char *path,
                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* The file being loaded, as given to the loader (for relative paths). */
+const char *config_file_name(const struct config_parse *p);
+
 /* The text of a scalar node (NUL-terminated, may hold NULs before len), or
  * NULL if node is not a scalar. */
 const char *config_scalar(const yaml_node_t *node, size_t *len);

@@ -27,6 +27,7 @@
 #include "egressd/flow.h"
 #include "egressd/geo.h"
 #include "egressd/names.h"
+#include "policy-cfg.h"
 
 #define CFG_FILE_MAX (16u << 20) /* larger is not a configuration */
 #define CFG_PATH_MAX 256         /* longest dotted path shown or matched */
@@ -85,6 +86,24 @@ const struct config_key config_keys[] = {
     {"redis.spool_max_bytes", CONFIG_UINT, 0, 1ull << 40, FIELD(redis.spool_max_bytes), NULL},
     {"redis.drain_timeout", CONFIG_DURATION, 0, DAY, FIELD(redis.drain_timeout), NULL},
     {"redis.timeout", CONFIG_DURATION, 1, 3600, FIELD(redis.timeout), NULL},
+    {"home_net", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_home_net},
+    {"assets", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_assets},
+    {"default_role", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_default_role},
+    {"roles", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_roles},
+    {"intel", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_intel},
+    {"intel_check_interval", CONFIG_DURATION, 0, DAY, FIELD(policy.intel_check), NULL},
+    {"alerts.suppress", CONFIG_DURATION, 0, 30 * DAY, FIELD(policy.suppress), NULL},
+    {"alerts.max_per_second", CONFIG_UINT, 0, 1000000, FIELD(policy.max_per_second), NULL},
+    {"alerts.risks", CONFIG_CUSTOM, 0, 0, FIELD(policy.risk_mask), policy_parse_risks},
+    {"alerts.risk_severity", CONFIG_CUSTOM, 0, 0, FIELD(policy.risk_severity),
+     policy_parse_severity},
+    {"exfiltration.window", CONFIG_DURATION, 1, DAY, FIELD(policy.exfil_window), NULL},
+    {"exfiltration.bytes", CONFIG_UINT, 0, 1ull << 50, FIELD(policy.exfil_bytes), NULL},
+    {"exfiltration.severity", CONFIG_CUSTOM, 0, 0, FIELD(policy.exfil_severity),
+     policy_parse_severity},
+    {"learning.baseline_file", CONFIG_CUSTOM, 0, 0, FIELD(policy.baseline_file),
+     policy_parse_path},
+    {"learning.save_interval", CONFIG_DURATION, 1, DAY, FIELD(policy.save_interval), NULL},
 };
 const size_t config_nkeys = EGR_ARRAY_LEN(config_keys);
 
@@ -101,6 +120,13 @@ void config_defaults(struct egr_config *cfg)
     cfg->names_min_ttl = NAMES_TTL_MIN_DEFAULT;
     cfg->names_max_ttl = NAMES_TTL_MAX_DEFAULT;
     sink_redis_config_defaults(&cfg->redis);
+    policy_config_defaults(&cfg->policy);
+}
+
+void config_free(struct egr_config *cfg)
+{
+    policy_config_release(&cfg->policy);
+    config_defaults(cfg);
 }
 
 void config_resolve_geo(struct egr_config *cfg)
@@ -113,6 +139,11 @@ void config_resolve_geo(struct egr_config *cfg)
 }
 
 /* ---- small helpers ------------------------------------------------------ */
+
+const char *config_file_name(const struct config_parse *p)
+{
+    return p->file;
+}
 
 const char *config_scalar(const yaml_node_t *node, size_t *len)
 {
@@ -722,9 +753,21 @@ int config_load_table(const char *path, const struct config_key *keys, size_t nk
 
 int config_load(struct egr_config *cfg, const char *path, struct egr_err *err)
 {
+    /* The policy lists are heap data shared by reference: the file builds
+     * its own spec, which replaces the old one only when all of it loaded. */
     struct egr_config next = *cfg;
+    next.policy.spec = NULL;
     int rc = config_load_table(path, config_keys, config_nkeys, &next, err);
     if (rc == EGR_OK)
-        *cfg = next;
-    return rc;
+        rc = policy_spec_resolve(next.policy.spec, path, err);
+    if (rc != EGR_OK) {
+        policy_config_release(&next.policy);
+        return rc;
+    }
+    if (next.policy.spec)
+        policy_config_release(&cfg->policy);
+    else
+        next.policy.spec = cfg->policy.spec;
+    *cfg = next;
+    return EGR_OK;
 }

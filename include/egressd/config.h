@@ -12,6 +12,7 @@
 #include "egressd/common.h"
 #include "egressd/flow.h"
 #include "egressd/geo.h"
+#include "egressd/policy.h"
 #include "egressd/sink-redis.h"
 
 struct egr_config {
@@ -23,6 +24,7 @@ struct egr_config {
     uint32_t names_min_ttl;          /* passive_dns.min_ttl (s) */
     uint32_t names_max_ttl;          /* passive_dns.max_ttl (s) */
     struct sink_redis_config redis;  /* redis: */
+    struct policy_config policy;     /* home_net, assets, roles, intel, alerts, ... */
 };
 
 /* Where scripts/geoip-db.sh installs the default databases. When the
@@ -40,8 +42,13 @@ void config_resolve_geo(struct egr_config *cfg);
 /* Fills every field with its documented default. Cannot fail. */
 void config_defaults(struct egr_config *cfg);
 
+/* Releases what the configuration holds on the heap (the policy lists).
+ * cfg is at its defaults afterwards. */
+void config_free(struct egr_config *cfg);
+
 /* Loads YAML file `path` over the current contents of cfg (call
- * config_defaults() first). On error returns EGR_EINVAL (or EGR_EIO for an
+ * config_defaults() first). The policy lists (home_net, assets, roles,
+ * default_role, intel) of a file replace earlier ones as a whole. On error returns EGR_EINVAL (or EGR_EIO for an
  * unreadable file) with "path:line:col: key: reason" in err, and cfg is left
  * unchanged. */
 int config_load(struct egr_config *cfg, const char *path, struct egr_err *err);

@@ -53,6 +53,9 @@ struct run_stats {
     uint64_t names_hits;       /* records named from passive DNS */
     /* alerts (filled by the policy stage) */
     uint64_t alerts;           /* alert events written (first alerts and updates) */
+    uint64_t alerts_suppressed; /* matches folded into an earlier alert (dedup) */
+    uint64_t alerts_rate_limited; /* alerts not written: over alerts.max_per_second */
+    uint64_t learned;          /* destinations learned by roles in learn mode */
     /* Redis delivery (filled by outputs_finish before the stats event) */
     struct redis_stats redis;
 };
