@@ -760,6 +760,10 @@ int config_load(struct egr_config *cfg, const char *path, struct egr_err *err)
     int rc = config_load_table(path, config_keys, config_nkeys, &next, err);
     if (rc == EGR_OK)
         rc = policy_spec_resolve(next.policy.spec, path, err);
+    /* Sections present but empty (`home_net: []`, as sensors/replay.yaml
+     * shows them) configure no policy at all. */
+    if (rc == EGR_OK && policy_spec_is_empty(next.policy.spec))
+        policy_config_release(&next.policy);
     if (rc != EGR_OK) {
         policy_config_release(&next.policy);
         return rc;

@@ -14,6 +14,7 @@
 #include "egressd/classify.h"
 #include "egressd/config.h"
 #include "egressd/decode.h"
+#include "egressd/policy.h"
 #include "egressd/sensor.h"
 #include "egressd/sink.h"
 #include "egressd/worker.h"
@@ -148,13 +149,24 @@ int main(int argc, char **argv)
             free(inputs);
             return EXIT_USAGE;
         }
+        /* The policy too: intel files and the baseline must load. */
+        struct policy *pol;
+        if (policy_new(&cfg.policy, &pol, &err) != EGR_OK) {
+            fprintf(stderr, "egressd: %s\n", err.msg);
+            free(inputs);
+            config_free(&cfg);
+            return EXIT_USAGE;
+        }
+        policy_free(pol);
         printf("%s: configuration OK\n", config_path);
         free(inputs);
+        config_free(&cfg);
         return 0;
     }
     if (ninputs == 0) {
         fprintf(stderr, "egressd: nothing to read: give a capture with -r FILE (see --help)\n");
         free(inputs);
+        config_free(&cfg);
         return EXIT_USAGE;
     }
     if (!json_path)
@@ -166,6 +178,7 @@ int main(int argc, char **argv)
     if (sensor_open(&cfg, json_path, source, &sensor, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         free(inputs);
+        config_free(&cfg);
         return EXIT_RUNTIME;
     }
 
@@ -176,6 +189,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "egressd: %s\n", err.msg);
         sensor_finish(sensor, &st, &err);
         free(inputs);
+        config_free(&cfg);
         return EXIT_RUNTIME;
     }
     worker_set_annotate(w, sensor_annotate, sensor);
@@ -197,5 +211,6 @@ int main(int argc, char **argv)
     }
     worker_free(w);
     free(inputs);
+    config_free(&cfg);
     return status;
 }

@@ -29,4 +29,7 @@ int policy_parse_rule_list(struct config_parse *p, yaml_node_t *node, const char
  * roles, default_role); errors carry the position kept at parse time. */
 int policy_spec_resolve(struct policy_spec *s, const char *file, struct egr_err *err);
 
+/* 1 if s configures nothing (no networks, assets, roles or lists). */
+int policy_spec_is_empty(const struct policy_spec *s);
+
 #endif

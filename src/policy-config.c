@@ -782,3 +782,9 @@ int policy_spec_resolve(struct policy_spec *s, const char *file, struct egr_err 
     }
     return EGR_OK;
 }
+
+int policy_spec_is_empty(const struct policy_spec *s)
+{
+    return s && netset_count(s->home_net) == 0 && s->nassets == 0 && s->nroles == 0 &&
+           s->nintel == 0 && !s->default_role[0];
+}

@@ -485,7 +485,8 @@ static void test_table(void **state)
         if (!strstr(doc, needle))
             fail_msg("docs/configuration.md does not document %s", needle);
         const char *leaf = strrchr(k->path, '.');
-        snprintf(needle, sizeof(needle), " %s:", leaf ? leaf + 1 : k->path);
+        /* Top-level keys start a line; nested ones follow indentation. */
+        snprintf(needle, sizeof(needle), "%c%s:", leaf ? ' ' : '\n', leaf ? leaf + 1 : k->path);
         if (!strstr(replay, needle))
             fail_msg("sensors/replay.yaml does not show %s", k->path);
     }
