@@ -512,6 +512,11 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
     json_kv_u64(jb, "names_hits", st->names_hits);
     json_obj_close(jb);
     json_kv_u64(jb, "alerts", st->alerts);
+    json_kv_obj(jb, "policy");
+    json_kv_u64(jb, "alerts_suppressed", st->alerts_suppressed);
+    json_kv_u64(jb, "alerts_rate_limited", st->alerts_rate_limited);
+    json_kv_u64(jb, "learned", st->learned);
+    json_obj_close(jb);
     if (st->redis.enabled) {
         const struct redis_stats *r = &st->redis;
         json_kv_obj(jb, "redis");

@@ -327,6 +327,9 @@ static void test_stats(void **state)
     st.names_learned = 12;
     st.names_hits = 3;
     st.alerts = 4;
+    st.alerts_suppressed = 7;
+    st.alerts_rate_limited = 8;
+    st.learned = 11;
 
     struct jbuf jb;
     jbuf_init(&jb);
@@ -340,7 +343,9 @@ static void test_stats(void **state)
                        "\"classify_oom\":5,\"records\":{\"timeout\":10,\"closed\":20,"
                        "\"active_timeout\":30,\"evicted\":40,\"shutdown\":50},\"evicted\":40},"
                        "\"enrich\":{\"geo_lookups\":6,\"geo_cache_hits\":2,\"dns_responses\":9,"
-                       "\"dns_errors\":1,\"names_learned\":12,\"names_hits\":3},\"alerts\":4}}";
+                       "\"dns_errors\":1,\"names_learned\":12,\"names_hits\":3},\"alerts\":4,"
+                       "\"policy\":{\"alerts_suppressed\":7,\"alerts_rate_limited\":8,"
+                       "\"learned\":11}}}";
     assert_true(jb.len > strlen(tail));
     assert_string_equal(jb.buf + jb.len - strlen(tail), tail);
 
@@ -349,7 +354,8 @@ static void test_stats(void **state)
     snprintf(check, sizeof(check),
              "len(d[\"stats\"][\"decoder\"]) == %u and "
              "sorted(d[\"stats\"][\"decoder\"].values()) == list(range(100, 100 + %u)) and "
-             "list(d[\"stats\"]) == [\"capture\", \"decoder\", \"flow\", \"enrich\", \"alerts\"]",
+             "list(d[\"stats\"]) == [\"capture\", \"decoder\", \"flow\", \"enrich\", \"alerts\", "
+             "\"policy\"]",
              (unsigned)DEC_COUNTER_MAX, (unsigned)DEC_COUNTER_MAX);
     assert_int_equal(jc_check_text(jb.buf, jb.len, "doc", check), 0);
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++) {
