@@ -236,6 +236,33 @@ int netset_add_bin(struct netset *set, int family, const uint8_t *addr, unsigned
     return EGR_EINVAL;
 }
 
+/* Copies the prefixes under node i of `from` into `to` with `value`. The
+ * depth is bounded by the key length (129 levels at most). */
+static int ns_copy(struct netset *to, const struct netset *from, int v6, uint32_t i,
+                   uint32_t value)
+{
+    if (i == NS_NIL)
+        return EGR_OK;
+    const struct ns_node *n = &from->nodes[i];
+    if (n->has_value) {
+        int rc = ns_insert(to, v6, (struct ns_key){n->hi, n->lo}, n->plen, value);
+        if (rc != EGR_OK)
+            return rc;
+        n = &from->nodes[i]; /* to may be from: its array may have moved */
+    }
+    uint32_t c0 = n->child[0], c1 = n->child[1];
+    int rc = ns_copy(to, from, v6, c0, value);
+    return rc != EGR_OK ? rc : ns_copy(to, from, v6, c1, value);
+}
+
+int netset_add_all(struct netset *to, const struct netset *from, uint32_t value)
+{
+    if (!to || !from || to == from)
+        return EGR_EINVAL;
+    int rc = ns_copy(to, from, 0, from->root[0], value);
+    return rc != EGR_OK ? rc : ns_copy(to, from, 1, from->root[1], value);
+}
+
 static int ns_find(const struct netset *set, int v6, struct ns_key k, uint32_t *value)
 {
     unsigned maxlen = v6 ? 128 : 32;

@@ -33,6 +33,27 @@
 
 /* ---- the compiled policy ------------------------------------------------- */
 
+/* Keys of a rule that need a lookup to match. */
+enum { NEED_CIDR = 1, NEED_DOMAIN = 2, NEED_ASN = 4, NEED_COUNTRY = 8, NEED_NDPI = 16,
+       NEED_ALL = 32 };
+
+/* A role's rules indexed for speed: the union of each kind of key over all
+ * its rules tells, with one lookup per kind, which kinds can match a record
+ * at all; the rules are kept in buckets by the kinds they need, and only the
+ * buckets whose kinds are all possible are tried. With a thousand rules a
+ * record is checked against the few that could match, not all of them. */
+struct role_index;
+static int index_build(struct role_index *x, const struct pol_role *role);
+static void index_free(struct role_index *x);
+
+struct role_index {
+    struct netset *cidrs;
+    struct strset *exact, *suffix; /* "a.b" and "*.b" (kept as "b") */
+    struct strset *asns, *countries, *ndpi;
+    const struct pol_rule **bucket[NEED_ALL];
+    size_t nbucket[NEED_ALL];
+};
+
 struct intel_list {
     struct netset *ips;   /* INTEL_IP */
     struct strset *strs;  /* domain, ja3, sha1 */
@@ -49,6 +70,8 @@ struct policy {
     struct pol_role *baseline;
     size_t nbaseline;
     int learning;
+    struct role_index *index;    /* one per spec->roles */
+    struct role_index *bindex;   /* one per baseline role */
 };
 
 static pthread_once_t gcry_once = PTHREAD_ONCE_INIT;
@@ -291,6 +314,14 @@ int policy_new(const struct policy_config *pc, struct policy **out, struct egr_e
             rc = intel_load(&p->intel[i], &p->spec->intel[i], err);
         if (rc == EGR_OK)
             rc = baseline_load(p, err);
+        size_t nr = p->spec->nroles ? p->spec->nroles : 1;
+        if (rc == EGR_OK && (!(p->index = calloc(nr, sizeof(*p->index))) ||
+                             !(p->bindex = calloc(nr, sizeof(*p->bindex)))))
+            rc = egr_fail(err, EGR_ENOMEM, "out of memory");
+        for (size_t i = 0; rc == EGR_OK && i < p->spec->nroles; i++)
+            if (index_build(&p->index[i], &p->spec->roles[i]) != EGR_OK ||
+                index_build(&p->bindex[i], &p->baseline[i]) != EGR_OK)
+                rc = egr_fail(err, EGR_ENOMEM, "out of memory");
     }
     if (rc != EGR_OK) {
         policy_free(p);
@@ -309,6 +340,14 @@ void policy_free(struct policy *p)
         strset_free(p->intel[i].strs);
     }
     free(p->intel);
+    for (size_t i = 0; p->spec && i < p->spec->nroles; i++) {
+        if (p->index)
+            index_free(&p->index[i]);
+        if (p->bindex)
+            index_free(&p->bindex[i]);
+    }
+    free(p->index);
+    free(p->bindex);
     free_roles(p->baseline, p->nbaseline);
     policy_config_release(&p->pc);
     free(p);
@@ -434,13 +473,115 @@ int pol_rule_match(const struct pol_rule *r, const struct flow_record *rec)
     return 1;
 }
 
-static const struct pol_rule *first_match(const struct pol_role *role,
-                                          const struct flow_record *rec)
+static unsigned rule_needs(const struct pol_rule *r)
 {
-    for (size_t i = 0; role && i < role->nrules; i++)
-        if (pol_rule_match(&role->rules[i], rec))
-            return &role->rules[i];
-    return NULL;
+    return (r->cidrs ? NEED_CIDR : 0) | (r->ndomains ? NEED_DOMAIN : 0) |
+           (r->nasns ? NEED_ASN : 0) | (r->ncountries ? NEED_COUNTRY : 0) |
+           (r->nndpi ? NEED_NDPI : 0);
+}
+
+static void index_free(struct role_index *x)
+{
+    netset_free(x->cidrs);
+    strset_free(x->exact);
+    strset_free(x->suffix);
+    strset_free(x->asns);
+    strset_free(x->countries);
+    strset_free(x->ndpi);
+    for (unsigned m = 0; m < NEED_ALL; m++)
+        free(x->bucket[m]);
+    memset(x, 0, sizeof(*x));
+}
+
+static int index_build(struct role_index *x, const struct pol_role *role)
+{
+    if (!(x->cidrs = netset_new()) || !(x->exact = strset_new()) || !(x->suffix = strset_new()) || !(x->asns = strset_new()) ||
+        !(x->countries = strset_new()) || !(x->ndpi = strset_new()))
+        return EGR_ENOMEM;
+    for (size_t i = 0; i < role->nrules; i++) {
+        const struct pol_rule *r = &role->rules[i];
+        unsigned m = rule_needs(r);
+        const struct pol_rule **b = realloc(x->bucket[m], (x->nbucket[m] + 1) * sizeof(*b));
+        if (!b)
+            return EGR_ENOMEM;
+        b[x->nbucket[m]++] = r;
+        x->bucket[m] = b;
+        for (size_t k = 0; k < r->ndomains; k++) {
+            const char *d = r->domains[k];
+            int rc = !strncmp(d, "*.", 2) ? strset_add(x->suffix, d + 2, strlen(d + 2))
+                                          : strset_add(x->exact, d, strlen(d));
+            if (rc != EGR_OK)
+                return rc;
+        }
+        for (size_t k = 0; k < r->nasns; k++)
+            if (strset_add(x->asns, (const char *)&r->asns[k], sizeof(r->asns[k])) != EGR_OK)
+                return EGR_ENOMEM;
+        for (size_t k = 0; k < r->ncountries; k++)
+            if (strset_add(x->countries, r->countries[k], 2) != EGR_OK)
+                return EGR_ENOMEM;
+        for (size_t k = 0; k < r->nndpi; k++)
+            if (strset_add(x->ndpi, r->ndpi[k], strlen(r->ndpi[k])) != EGR_OK)
+                return EGR_ENOMEM;
+        if (r->cidrs && netset_add_all(x->cidrs, r->cidrs, 1) != EGR_OK)
+            return EGR_ENOMEM;
+    }
+    return EGR_OK;
+}
+
+/* A name matches some domain key of the role: exactly, or strictly below
+ * a "*.suffix". */
+static int name_possible(const struct role_index *x, const char *name)
+{
+    size_t n = strlen(name);
+    if (n && name[n - 1] == '.')
+        n--;
+    if (!n)
+        return 0;
+    if (strset_has(x->exact, name, n))
+        return 1;
+    for (const char *p = name; (p = memchr(p, '.', n - (size_t)(p - name))) != NULL;) {
+        p++;
+        if (strset_has(x->suffix, p, n - (size_t)(p - name)))
+            return 1;
+    }
+    return 0;
+}
+
+static unsigned index_possible(const struct role_index *x, const struct flow_record *rec)
+{
+    const struct rec_enrich *e = &rec->enrich;
+    const struct rec_ndpi *nd = &rec->ndpi;
+    unsigned ok = 0;
+    if (netset_count(x->cidrs) && netset_lookup(x->cidrs, rec->family, rec->dst_ip, NULL))
+        ok |= NEED_CIDR;
+    if (strset_count(x->exact) + strset_count(x->suffix) &&
+        (name_possible(x, nd->tls_sni) || name_possible(x, nd->http_host) ||
+         name_possible(x, e->dest_name)))
+        ok |= NEED_DOMAIN;
+    if (e->has_asn && strset_has(x->asns, (const char *)&e->asn, sizeof(e->asn)))
+        ok |= NEED_ASN;
+    if (e->has_country && strset_has(x->countries, e->country, 2))
+        ok |= NEED_COUNTRY;
+    if (strset_has(x->ndpi, nd->proto, strlen(nd->proto)) ||
+        (nd->master[0] && strset_has(x->ndpi, nd->master, strlen(nd->master))) ||
+        (nd->app[0] && strset_has(x->ndpi, nd->app, strlen(nd->app))))
+        ok |= NEED_NDPI;
+    return ok;
+}
+
+/* 1 if some rule of the role allows the record (rules tried only from the
+ * buckets whose every needed kind is possible). */
+static int allowed(const struct role_index *x, const struct flow_record *rec)
+{
+    unsigned ok = index_possible(x, rec);
+    for (unsigned m = 0; m < NEED_ALL; m++) {
+        if (m & ~ok)
+            continue;
+        for (size_t i = 0; i < x->nbucket[m]; i++)
+            if (pol_rule_match(x->bucket[m][i], rec))
+                return 1;
+    }
+    return 0;
 }
 
 /* ---- state --------------------------------------------------------------- */
@@ -868,7 +1009,32 @@ static void learn(struct policy_state *st, const char *role, const struct flow_r
 
 /* ---- evaluation ---------------------------------------------------------- */
 
-static void check_intel(struct raise *r, const char *asset_key)
+/* The destination of a record for alert keys: its name, else the
+ * responder's address. */
+static const char *dest_of(const struct flow_record *rec, char *buf, size_t n)
+{
+    if (rec->enrich.dest_name[0])
+        return rec->enrich.dest_name;
+    if (!buf[0])
+        ip_text(rec, rec->dst_ip, buf, n);
+    return buf;
+}
+
+/* The local side of a record for alert keys: its asset name, else its
+ * address. Filled on first use. */
+static const char *asset_key_of(const struct flow_record *rec, char *buf, size_t n)
+{
+    if (!buf[0]) {
+        const struct rec_enrich *e = &rec->enrich;
+        if (e->asset[0])
+            snprintf(buf, n, "%s", e->asset);
+        else
+            ip_text(rec, e->direction == DIR_INBOUND ? rec->dst_ip : rec->src_ip, buf, n);
+    }
+    return buf;
+}
+
+static void check_intel(struct raise *r, char *asset_key, size_t asset_key_size)
 {
     const struct policy *p = r->p;
     struct flow_record *rec = r->rec;
@@ -906,7 +1072,8 @@ static void check_intel(struct raise *r, const char *asset_key)
             break;
         }
         if (hit[0])
-            raise_alert(r, ALERT_INTEL, def->severity, asset_key, hit, def->name,
+            raise_alert(r, ALERT_INTEL, def->severity,
+                        asset_key_of(rec, asset_key, asset_key_size), hit, def->name,
                         "matched intel list %s (%s %s)", def->name,
                         def->type == INTEL_IP ? "address" : def->type == INTEL_DOMAIN ? "domain"
                         : def->type == INTEL_JA3 ? "JA3" : "certificate SHA-1", hit);
@@ -939,21 +1106,16 @@ void policy_evaluate(const struct policy *p, struct policy_state *st, struct flo
         return;
     struct raise r = {p, st, rec, fn, arg};
     const struct rec_enrich *e = &rec->enrich;
-    char dest_ip[64], asset_key[POLICY_NAME_MAX + 64];
-    ip_text(rec, rec->dst_ip, dest_ip, sizeof(dest_ip));
-    /* The local side: its asset name, else its address. */
-    if (e->asset[0])
-        snprintf(asset_key, sizeof(asset_key), "%s", e->asset);
-    else
-        ip_text(rec, e->direction == DIR_INBOUND ? rec->dst_ip : rec->src_ip, asset_key,
-                sizeof(asset_key));
-
+    /* Texts for alert keys are made only when an alert is raised: most
+     * records raise none, and formatting addresses is not free. */
+    char dest_ip[64] = "", asset_key[POLICY_NAME_MAX + 64] = "";
+#define ASSET asset_key_of(rec, asset_key, sizeof(asset_key))
+#define DEST dest_of(rec, dest_ip, sizeof(dest_ip))
     if (s->nintel)
-        check_intel(&r, asset_key);
+        check_intel(&r, asset_key, sizeof(asset_key));
     if (e->direction != DIR_EGRESS)
         return;
 
-    const char *dest = e->dest_name[0] ? e->dest_name : dest_ip;
     int asset_idx, ri = role_of(s, rec->family, rec->src_ip, &asset_idx);
     if (ri >= 0) {
         const struct pol_role *role = &s->roles[ri];
@@ -961,18 +1123,18 @@ void policy_evaluate(const struct policy *p, struct policy_state *st, struct flo
         case MODE_MONITOR:
             break;
         case MODE_LEARN:
-            if (!first_match(role, rec))
+            if (!allowed(&p->index[ri], rec))
                 learn(st, role->name, rec);
             break;
         case MODE_DENY:
-            if (!first_match(role, rec))
-                raise_alert(&r, ALERT_UNEXPECTED, role->severity, asset_key, dest, NULL,
+            if (!allowed(&p->index[ri], rec))
+                raise_alert(&r, ALERT_UNEXPECTED, role->severity, ASSET, DEST, NULL,
                             "no allow rule of role %s matched", role->name);
             break;
         case MODE_BASELINE:
-            if (!first_match(role, rec) &&
-                !(ri < (int)p->nbaseline && first_match(&p->baseline[ri], rec)))
-                raise_alert(&r, ALERT_UNEXPECTED, role->severity, asset_key, dest, NULL,
+            if (!allowed(&p->index[ri], rec) &&
+                !(ri < (int)p->nbaseline && allowed(&p->bindex[ri], rec)))
+                raise_alert(&r, ALERT_UNEXPECTED, role->severity, ASSET, DEST, NULL,
                             "no allow rule of role %s matched, nor its learned baseline",
                             role->name);
             break;
@@ -991,7 +1153,7 @@ void policy_evaluate(const struct policy *p, struct policy_state *st, struct flo
                 if (w > 0)
                     o += (size_t)w;
             }
-        raise_alert(&r, ALERT_RISK, p->pc.risk_severity, asset_key, dest, NULL,
+        raise_alert(&r, ALERT_RISK, p->pc.risk_severity, ASSET, DEST, NULL,
                     "nDPI risk: %s", names);
     }
 
@@ -1008,7 +1170,7 @@ void policy_evaluate(const struct policy *p, struct policy_state *st, struct flo
             x->bytes += rec->bytes_toserver;
             if (x->bytes > p->pc.exfil_bytes && !x->alerted) {
                 x->alerted = 1;
-                raise_alert(&r, ALERT_EXFIL, p->pc.exfil_severity, asset_key, "", NULL,
+                raise_alert(&r, ALERT_EXFIL, p->pc.exfil_severity, ASSET, "", NULL,
                             "asset %s sent %" PRIu64 " bytes out within %u s (threshold %"
                             PRIu64 ")", e->asset, x->bytes, p->pc.exfil_window,
                             p->pc.exfil_bytes);
@@ -1016,6 +1178,9 @@ void policy_evaluate(const struct policy *p, struct policy_state *st, struct flo
         }
     }
 }
+
+#undef ASSET
+#undef DEST
 
 /* ---- saving the baseline ------------------------------------------------- */
 

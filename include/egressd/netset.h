@@ -45,6 +45,10 @@ int netset_add(struct netset *set, const char *cidr_text, uint32_t value, struct
 int netset_add_bin(struct netset *set, int family, const uint8_t *addr, unsigned prefix,
                    uint32_t value);
 
+/* Adds every prefix of `from` to `to`, each with `value` (a union of
+ * sets). Returns EGR_OK, EGR_EINVAL (to == from, NULL) or EGR_ENOMEM. */
+int netset_add_all(struct netset *to, const struct netset *from, uint32_t value);
+
 /* Longest-prefix match. Returns 1 and stores the matching prefix's value in
  * *value (if value is non-NULL), or 0 when no prefix covers the address or
  * the family is not 4 or 6. Family 6 with an IPv4-mapped address is looked
