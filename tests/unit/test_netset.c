@@ -503,10 +503,39 @@ static void test_is_special(void **state)
     assert_int_equal(netset_is_special(4, NULL), 0);
 }
 
+/* The union of sets: every prefix of each, with the new value, and nothing
+ * else (a glue node of a trie is no prefix). */
+static void test_add_all(void **state)
+{
+    (void)state;
+    struct netset *a = netset_new(), *b = netset_new(), *u = netset_new();
+    struct egr_err err;
+    assert_int_equal(netset_add(a, "10.0.0.0/8", 5, &err), EGR_OK);
+    assert_int_equal(netset_add(a, "10.1.0.0/16", 6, &err), EGR_OK);
+    assert_int_equal(netset_add(a, "2001:db8::/32", 7, &err), EGR_OK);
+    assert_int_equal(netset_add(b, "192.0.2.1", 8, &err), EGR_OK);
+    assert_int_equal(netset_add(b, "10.128.0.0/9", 9, &err), EGR_OK);
+    assert_int_equal(netset_add_all(u, a, 1), EGR_OK);
+    assert_int_equal(netset_add_all(u, b, 2), EGR_OK);
+    assert_int_equal(netset_count(u), 5);
+    assert_int_equal(look(u, "10.1.2.3"), 1);
+    assert_int_equal(look(u, "10.200.0.1"), 2);
+    assert_int_equal(look(u, "10.2.0.1"), 1);
+    assert_int_equal(look(u, "192.0.2.1"), 2);
+    assert_int_equal(look(u, "192.0.2.2"), -1);
+    assert_int_equal(look(u, "2001:db8:ffff::1"), 1);
+    assert_int_equal(look(u, "2001:db9::1"), -1);
+    assert_int_equal(netset_add_all(u, u, 1), EGR_EINVAL);
+    netset_free(a);
+    netset_free(b);
+    netset_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_v4_longest_prefix),
+        cmocka_unit_test(test_add_all),
         cmocka_unit_test(test_v6_longest_prefix),
         cmocka_unit_test(test_overlap_and_replace),
         cmocka_unit_test(test_default_and_host_routes),
