@@ -2,7 +2,7 @@
 # The main job on a fresh Debian 12 machine (run as root so missing packages
 # get installed): build egressd, write the project's demo capture (a small
 # datacenter-edge scenario, see docs/pktgen.md), replay it with the bundled
-# configuration and show the flow records.
+# demo policy (sensors/demo.yaml) and show the flow records and alerts.
 # Output files: build/demo/demo.pcap and build/demo/eve.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_TESTS=OFF >/dev/
 cmake --build build -j "$jobs" --target egressd egressd-pktgen >/dev/null
 mkdir -p build/demo
 build/egressd-pktgen demo build/demo/demo.pcap
-build/egressd -c sensors/replay.yaml -r build/demo/demo.pcap --json build/demo/eve.json
+build/egressd -c sensors/demo.yaml -r build/demo/demo.pcap --json build/demo/eve.json
 python3 scripts/eve-summary.py build/demo/eve.json
 echo
 echo "EVE JSON records: build/demo/eve.json (fields: docs/eve-format.md)"

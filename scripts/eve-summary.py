@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Prints a readable table of an egressd EVE JSON file: one row per flow
-record, then the run's stats. Usage: eve-summary.py EVE.json"""
+record, then one per alert, then the run's stats. Usage: eve-summary.py EVE.json"""
 import json
 import sys
 
@@ -36,12 +36,14 @@ def endpoint(ip, port):
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: eve-summary.py EVE.json")
-    flows, stats = [], None
+    flows, alerts, stats = [], [], None
     with open(sys.argv[1], encoding="utf-8") as f:
         for line in f:
             ev = json.loads(line)
             if ev.get("event_type") == "flow":
                 flows.append(ev)
+            elif ev.get("event_type") == "alert":
+                alerts.append(ev)
             elif ev.get("event_type") == "stats":
                 stats = ev["stats"]
     fmt = "{:<26} {:<26} {:<5} {:<18} {:<30} {:<10} {:>9} {:>9}  {}"
@@ -53,10 +55,23 @@ def main():
             clip(endpoint(ev["dest_ip"], ev.get("dest_port")), 26),
             clip(ev["proto"], 5), clip(ev.get("ndpi", {}).get("proto", ""), 18),
             clip(name_of(ev), 30), geo_of(ev), fl["bytes_toserver"], fl["bytes_toclient"], fl["reason"]))
+    if alerts:
+        afmt = "{:<8} {:<15} {:<26} {:<26} {:<30} {:<10} {:>5}  {}"
+        print("\nALERTS")
+        print(afmt.format("severity", "asset", "client", "server", "name", "geo", "count", "why"))
+        for ev in alerts:
+            a = ev["alert"]
+            asset = ev.get("asset", {}).get("name", "")
+            print(afmt.format(
+                a["severity_name"], clip(asset, 15),
+                clip(endpoint(ev["src_ip"], ev.get("src_port")), 26),
+                clip(endpoint(ev["dest_ip"], ev.get("dest_port")), 26),
+                clip(name_of(ev), 30), geo_of(ev), a["count"],
+                clip(f"{a['category']}: {a['signature']}", 90)))
     if stats:
         cap, fl = stats["capture"], stats["flow"]
-        print(f"\n{len(flows)} flow records; {cap['packets']} packets, {cap['bytes']} bytes read; "
-              f"{fl['created']} flows tracked")
+        print(f"\n{len(flows)} flow records, {len(alerts)} alerts; {cap['packets']} packets, "
+              f"{cap['bytes']} bytes read; {fl['created']} flows tracked")
 
 
 if __name__ == "__main__":
