@@ -6,6 +6,7 @@
  * configuration error.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,15 +42,99 @@ static void usage(FILE *to)
             "  -h, --help           this text\n"
             "  -V, --version        versions of egressd, nDPI and libpcap\n"
             "\n"
+            "Signals: SIGHUP reloads the policy, inventory and intel lists of -c CONFIG;\n"
+            "SIGUSR1 writes a stats event now; SIGINT/SIGTERM stop reading, end every\n"
+            "flow with reason \"shutdown\" and exit as after the end of the input.\n"
+            "\n"
             "Exit status: 0 ok, 1 runtime failure (unreadable or truncated input,\n"
             "output error), 2 usage or configuration error.\n");
+}
+
+/* Signals only set flags; the replay loop acts on them between packets,
+ * where no lock is held and no record is half written. */
+static volatile sig_atomic_t sig_stop, sig_reload, sig_stats;
+
+static void on_signal(int sig)
+{
+    if (sig == SIGHUP)
+        sig_reload = 1;
+    else if (sig == SIGUSR1)
+        sig_stats = 1;
+    else
+        sig_stop = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    /* SIGHUP and SIGUSR1 must not break a blocking read of the capture (a
+     * pipe on stdin): restart it. SIGINT/SIGTERM should interrupt it. */
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    sa.sa_flags = 0;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* What a reload re-reads; the run's other settings came from the command
+ * line and stay. */
+struct run_ctl {
+    const char *config_path;
+    struct sensor *sensor;
+    struct worker *worker;
+    const struct run_stats *run; /* inputs so far */
+};
+
+/* SIGHUP: load the configuration file again and put its policy, inventory
+ * and intel lists in force. A file that does not load is reported and the
+ * policy in force stays; flow state is never touched. */
+static void reload_config(const struct run_ctl *ctl)
+{
+    if (!ctl->config_path) {
+        fprintf(stderr, "egressd: SIGHUP: no configuration file to reload (-c)\n");
+        return;
+    }
+    struct egr_config cfg;
+    struct egr_err err = {""};
+    config_defaults(&cfg);
+    if (config_load(&cfg, ctl->config_path, &err) != EGR_OK ||
+        sensor_reload(ctl->sensor, &cfg, &err) != EGR_OK)
+        fprintf(stderr, "egressd: reload failed, the configuration in force stays: %s\n", err.msg);
+    else
+        fprintf(stderr, "egressd: %s reloaded (policy, inventory, intel lists)\n",
+                ctl->config_path);
+    config_free(&cfg);
+}
+
+static void handle_signals(const struct run_ctl *ctl)
+{
+    if (sig_reload) {
+        sig_reload = 0;
+        reload_config(ctl);
+    }
+    if (sig_stats) {
+        sig_stats = 0;
+        struct run_stats st;
+        memset(&st, 0, sizeof(st));
+        st.inputs = ctl->run->inputs;
+        st.input_errors = ctl->run->input_errors;
+        worker_stats(ctl->worker, &st);
+        sensor_stats(ctl->sensor, &st);
+        sensor_write_stats(ctl->sensor, &st);
+    }
 }
 
 /* Replays one file through the worker. Returns EGR_OK when the file was read
  * to its end; on failure err says why (everything before the fault has been
  * processed). */
-static int replay_file(struct worker *w, const char *path, struct sensor *s, struct egr_err *err)
+static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_err *err)
 {
+    struct worker *w = ctl->worker;
+    struct sensor *s = ctl->sensor;
     struct capture *c;
     int rc = capture_open_file(path, &c, err);
     if (rc != EGR_OK)
@@ -62,7 +147,16 @@ static int replay_file(struct worker *w, const char *path, struct sensor *s, str
     }
     struct capture_pkt p;
     uint64_t n = 0;
-    while ((rc = capture_next(c, &p, err)) == 1) {
+    for (;;) {
+        /* Before the read, so a stop that arrived while a packet was being
+         * processed is seen before blocking on a quiet pipe. */
+        if (sig_stop | sig_reload | sig_stats) {
+            if (sig_stop)
+                break;
+            handle_signals(ctl);
+        }
+        if ((rc = capture_next(c, &p, err)) != 1)
+            break;
         worker_packet(w, dlt, &p);
         if ((++n & 1023) == 0) {
             sensor_poll(s);
@@ -71,7 +165,9 @@ static int replay_file(struct worker *w, const char *path, struct sensor *s, str
         }
     }
     capture_close(c);
-    return rc < 0 ? rc : EGR_OK;
+    /* A read interrupted by SIGINT/SIGTERM is the stop asked for, not a
+     * broken input. */
+    return rc < 0 && !sig_stop ? rc : EGR_OK;
 }
 
 int main(int argc, char **argv)
@@ -132,6 +228,9 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    /* Early: a signal that arrives while the sensor starts is acted on at
+     * the first packet instead of killing it. */
+    install_signals();
     struct egr_config cfg;
     struct egr_err err = {""};
     config_defaults(&cfg);
@@ -194,10 +293,11 @@ int main(int argc, char **argv)
     }
     worker_set_annotate(w, sensor_annotate, sensor);
 
+    struct run_ctl ctl = {config_path, sensor, w, &st};
     int status = 0;
-    for (size_t i = 0; i < ninputs && !sensor_failed(sensor); i++) {
+    for (size_t i = 0; i < ninputs && !sensor_failed(sensor) && !sig_stop; i++) {
         st.inputs++;
-        if (replay_file(w, inputs[i], sensor, &err) != EGR_OK) {
+        if (replay_file(&ctl, inputs[i], &err) != EGR_OK) {
             fprintf(stderr, "egressd: %s\n", err.msg);
             st.input_errors++;
             status = EXIT_RUNTIME;
