@@ -33,12 +33,11 @@ int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *js
                  const char *source, struct egr_err *err)
 {
     memset(o, 0, sizeof(*o));
-    (void)source; /* TODO(redis heartbeat): hand to the Redis sink */
     /* Redis first: a bad URL or spool directory must not truncate the JSON
      * file of an earlier run. */
     struct sink redis = {NULL, NULL};
     if (cfg && cfg->redis.url[0]) {
-        int rc = sink_redis_open(&cfg->redis, NULL, log_stderr, NULL, &redis, err);
+        int rc = sink_redis_open(&cfg->redis, NULL, source, log_stderr, NULL, &redis, err);
         if (rc != EGR_OK)
             return rc;
     }
@@ -84,6 +83,15 @@ void outputs_stats(struct outputs *o, const struct run_stats *st)
         struct sink *s = &o->sinks[i];
         if (s->ops->stats(s->self, &now) != EGR_OK || s->ops->flush(s->self) != EGR_OK)
             note_failure(o, s);
+    }
+}
+
+void outputs_progress(struct outputs *o, const struct run_stats *st)
+{
+    for (unsigned i = 0; i < o->n; i++) {
+        void *r = sink_redis_self(&o->sinks[i]);
+        if (r)
+            sink_redis_progress(r, st);
     }
 }
 

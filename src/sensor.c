@@ -134,6 +134,13 @@ static void save_baseline(struct sensor *s)
         fprintf(stderr, "egressd: baseline not saved: %s\n", e.msg);
 }
 
+void sensor_progress(struct sensor *s, const struct run_stats *st)
+{
+    pthread_mutex_lock(&s->lock);
+    outputs_progress(&s->out, st);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void sensor_poll(struct sensor *s)
 {
     pthread_mutex_lock(&s->lock);

@@ -157,7 +157,8 @@ struct sink_redis {
     uint64_t agg_refused;    /* aggregate commands refused for good */
     uint64_t agg_lost;       /* records whose aggregates were still pending at the end */
     uint64_t start_us;       /* wall clock */
-    uint64_t hb_packets, hb_bytes, hb_active;
+    uint64_t hb_packets, hb_bytes, hb_drops, hb_active;
+    char source[256];
 
     char last_error[256];
     char refusal[256];       /* the transient refusal being waited out, "" if none */
@@ -612,12 +613,12 @@ static void send_heartbeat(struct sink_redis *s)
         return;
     struct redis_heartbeat hb = {
         .version = EGRESSD_VERSION,
-        .source = "",
+        .source = s->source,
         .start_us = s->start_us,
         .now_us = wall_us(),
         .packets = s->hb_packets,
         .bytes = s->hb_bytes,
-        .drops = 0,
+        .drops = s->hb_drops,
         .active_flows = s->hb_active,
         .queue_depth = s->mem_count + (s->spool ? spool_count(s->spool) : 0),
         .sent = s->st.sent,
@@ -944,12 +945,19 @@ static int sr_alert(void *self, const struct alert_record *a)
     return EGR_OK;
 }
 
-static int sr_stats(void *self, const struct run_stats *st)
+void sink_redis_progress(void *self, const struct run_stats *st)
 {
     struct sink_redis *s = self;
     s->hb_packets = st->packets;
     s->hb_bytes = st->bytes;
+    s->hb_drops = st->drop_kernel + st->drop_ifdrop + st->drop_sensor;
     s->hb_active = st->flow.active;
+}
+
+static int sr_stats(void *self, const struct run_stats *st)
+{
+    struct sink_redis *s = self;
+    sink_redis_progress(s, st);
     send_heartbeat(s);
     return EGR_OK;
 }
@@ -1174,13 +1182,14 @@ static int open_spool(struct sink_redis *s, struct egr_err *err)
 }
 
 int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base,
-                    sink_redis_log_fn log, void *log_arg, struct sink *out,
+                    const char *source, sink_redis_log_fn log, void *log_arg, struct sink *out,
                     struct egr_err *err)
 {
     struct sink_redis *s = calloc(1, sizeof(*s));
     if (!s)
         return egr_fail(err, EGR_ENOMEM, "redis: out of memory");
     s->cfg = *cfg;
+    snprintf(s->source, sizeof(s->source), "%s", source ? source : "");
     s->log = log;
     s->log_arg = log_arg;
     rcmd_init(&s->rb);

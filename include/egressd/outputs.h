@@ -35,6 +35,10 @@ void outputs_alert(struct outputs *o, const struct alert_record *a);
  * final one is written by outputs_finish). */
 void outputs_stats(struct outputs *o, const struct run_stats *st);
 
+/* The capture's counters so far, for sinks that report them on their own
+ * schedule (the Redis heartbeat). Writes nothing. */
+void outputs_progress(struct outputs *o, const struct run_stats *st);
+
 /* Lets sinks with background work (network writes) make progress without
  * blocking. Called between packets; cheap when there is nothing to do. */
 void outputs_poll(struct outputs *o);

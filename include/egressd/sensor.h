@@ -31,6 +31,11 @@ void sensor_annotate(void *arg, struct flow_record *rec);
 /* Lets sinks with background work make progress; cheap. Control thread. */
 void sensor_poll(struct sensor *s);
 
+/* Hands the capture's counters so far (workers' *_stats()) to the sinks
+ * that report them between stats events (the Redis heartbeat). Control
+ * thread. */
+void sensor_progress(struct sensor *s, const struct run_stats *st);
+
 /* Replaces the policy (and the intel lists it names) with those of cfg.
  * On failure the old policy stays in force and err says why. Flow state in
  * the workers is untouched. Control thread. */

@@ -51,11 +51,12 @@ void sink_redis_config_defaults(struct sink_redis_config *c);
 typedef void (*sink_redis_log_fn)(void *arg, const char *line);
 
 /* Opens the sink on `base`, or on a private base when base is NULL (then
- * sink_redis_poll() is what makes it run). Connecting is asynchronous: a
- * server that is absent is not an error here, only a bad URL, an unusable
- * spool directory or a lack of memory is. */
+ * sink_redis_poll() is what makes it run). `source` names what the sensor
+ * reads ("interface eth0", "file a.pcap"; NULL = "") for the heartbeat.
+ * Connecting is asynchronous: a server that is absent is not an error here,
+ * only a bad URL, an unusable spool directory or a lack of memory is. */
 int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base,
-                    sink_redis_log_fn log, void *log_arg, struct sink *out,
+                    const char *source, sink_redis_log_fn log, void *log_arg, struct sink *out,
                     struct egr_err *err);
 
 /* The sink's self if s is a Redis sink, else NULL. */
@@ -71,6 +72,10 @@ void sink_redis_poll(void *self);
  * did not reach Redis and why. Records still waiting stay in the spool
  * when it is a named one (spool_dir set), for the next run. */
 int sink_redis_drain(void *self);
+
+/* The capture's counters for the next heartbeat (packets, bytes, drops,
+ * active flows); sends nothing. */
+void sink_redis_progress(void *self, const struct run_stats *st);
 
 /* The sink's counters so far. */
 void sink_redis_counters(void *self, struct redis_stats *out);

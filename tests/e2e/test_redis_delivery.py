@@ -6,12 +6,14 @@ works with a password and with an ACL user limited to the sensor's keys,
 SELECT and unix sockets work, two sensors share one server, and a bad URL
 is a clear error."""
 import collections
+import json
 import os
+import shutil
 import subprocess
 import tempfile
 
-from egrtest import BIN, PKTGEN, Checker, need_shared
-from redisharness import (RedisServer, entry_text, expected_aggregates, flat_alert, flat_flow,
+from egrtest import BIN, PKTGEN, SRC, Checker, need_shared
+from redisharness import (Client, RedisServer, entry_text, expected_aggregates, flat_alert, flat_flow,
                           read_events, run_egressd)
 
 c = Checker("test_redis_delivery")
@@ -106,11 +108,52 @@ hb = {k.decode(): v.decode() for k, v in cli.hgetall("egress:sensor:s1").items()
 cap = stats_of(events).get("capture", {})
 c.check(hb.get("sent") == "31" and hb.get("packets") == str(cap.get("packets")) and
         hb.get("bytes") == str(cap.get("bytes")) and hb.get("version") and hb.get("start_time", "").endswith("+0000")
-        and hb.get("queue_depth") == "0" and hb.get("dropped") == "0", f"basic: heartbeat {hb}")
+        and hb.get("queue_depth") == "0" and hb.get("dropped") == "0" and hb.get("drops") == "0"
+        and hb.get("source") == f"file {demo}", f"basic: heartbeat {hb}")
 ttl = cli("TTL", "egress:sensor:s1")
 c.check(0 < ttl <= 60, f"basic: heartbeat TTL {ttl}")
 c.check(cli("SMEMBERS", "egress:sensors") == [b"s1"], "basic: sensor set")
 c.check(cli("TYPE", "egress:flows") == b"stream", "basic: flows is a stream")
+
+# ---- with the demo policy: every alert in the alerts stream and published live -------------
+cli("FLUSHALL")
+os.makedirs(os.path.join(tmp, "intel"), exist_ok=True)
+shutil.copy(os.path.join(SRC, "sensors", "intel", "demo-domains.txt"), os.path.join(tmp, "intel"))
+with open(os.path.join(SRC, "sensors", "demo.yaml")) as f:
+    policy_yaml = f.read()
+cfg = config("policy", "  sensor_id: edge-1\n  alerts_maxlen: 1000\n")
+with open(cfg) as f:
+    cfg_text = f.read()
+with open(cfg, "w") as f:
+    f.write(policy_yaml + cfg_text)
+sub = Client(path=srv.sock_path)
+sub.send("SUBSCRIBE", "egress:alerts:live")
+c.check(sub.reply() == [b"subscribe", b"egress:alerts:live", 1], "policy: subscribed")
+rc, err, events = replay("policy", demo, cfg, ["--redis", srv.unix_url])
+alerts = [e for e in events if e.get("event_type") == "alert"]
+c.check(rc == 0 and len(alerts) == 7, f"policy: rc={rc}, {len(alerts)} alerts in the JSON (want 7): {err!r}")
+c.check(cli("XLEN", "egress:alerts") == len(alerts), f"policy: XLEN egress:alerts = {cli('XLEN', 'egress:alerts')}")
+compare_streams("policy", cli, events, "edge-1")
+live = []
+sub.sock.settimeout(5)
+try:
+    while len(live) < len(alerts):
+        m = sub.reply()
+        c.check(m[0] == b"message" and m[1] == b"egress:alerts:live", f"policy: pub/sub message {m[:2]}")
+        live.append(json.loads(m[2]))
+except (OSError, ValueError) as e:
+    c.check(False, f"policy: reading published alerts: {e}")
+sub.close()
+c.check(sorted(a["alert"]["alert_key"] for a in live) == sorted(a["alert"]["alert_key"] for a in alerts),
+        f"policy: {len(live)} alerts published on egress:alerts:live, keys equal to the JSON's")
+pub = {a["alert"]["alert_key"]: a for a in live}
+for a in alerts:
+    b = pub.get(a["alert"]["alert_key"], {})
+    c.check(b.get("dest_ip") == a["dest_ip"] and b.get("alert") == a["alert"] and b.get("geo") == a.get("geo"),
+            f"policy: published alert {a['alert']['alert_key']} differs from the JSON")
+st = stats_of(events).get("redis", {})
+c.check(st.get("records") == 31 + 7 and st.get("sent") == 38 and st.get("dropped") == 0,
+        f"policy: stats.redis counts flows and alerts: {st}")
 
 # ---- hostile names: raw bytes arrive exactly, through a unix socket and SELECT --------------
 cli("FLUSHALL")
