@@ -282,8 +282,7 @@ static void field_time(struct rcmd_buf *b, const char *name, uint64_t ts_us)
 
 static void ip_text(int family, const uint8_t *a, char *out, size_t n)
 {
-    if (!inet_ntop(family == 6 ? AF_INET6 : AF_INET, a, out, (socklen_t)n))
-        out[0] = '\0';
+    eve_format_ip(family, a, out, n);
 }
 
 static int has_ports(uint8_t proto)
@@ -383,105 +382,18 @@ static void expire(struct rcmd_buf *b, const struct key *k, uint32_t ttl)
     rcmd_end(b);
 }
 
-/* HINCRBY {prefix}:agg:{bucket}:{metric}:{dim} {member} {by}, EXPIRE. */
-static void hincr(struct rcmd_buf *b, const struct redis_schema *sc, uint64_t bucket,
-                  const char *metric, const char *dim, const char *member, size_t mlen,
-                  uint64_t by)
+size_t redis_schema_agg_key(const struct redis_schema *sc, char *out, size_t cap, uint64_t bucket,
+                            const char *metric, const char *part, size_t plen)
 {
     struct key k;
     key_start(&k, sc);
     key_str(&k, "agg");
     key_u64(&k, bucket);
     key_str(&k, metric);
-    key_str(&k, dim);
-    rcmd_begin(b);
-    rcmd_arg_str(b, "HINCRBY");
-    rcmd_arg(b, k.s, k.n);
-    rcmd_arg(b, member, mlen);
-    rcmd_arg_u64(b, by);
-    rcmd_end(b);
-    expire(b, &k, sc->aggregate_ttl);
-}
-
-/* bytes and (for a flow's first record) flows of one dimension. */
-static void dim(struct rcmd_buf *b, const struct redis_schema *sc, uint64_t bucket,
-                const char *name, const char *member, size_t mlen, uint64_t bytes, int first)
-{
-    if (mlen == 0)
-        return;
-    hincr(b, sc, bucket, "bytes", name, member, mlen, bytes);
-    if (first)
-        hincr(b, sc, bucket, "flows", name, member, mlen, 1);
-}
-
-static void aggregates(struct rcmd_buf *b, const struct redis_schema *sc,
-                       const struct flow_record *r)
-{
-    const struct rec_enrich *e = &r->enrich;
-    uint64_t bucket = redis_schema_bucket(r->emit_us);
-    /* Interim records carry the bytes since the previous record, so bytes
-     * add up per record; a flow is counted once, at its first record. */
-    uint64_t bytes = r->bytes_toserver + r->bytes_toclient;
-    int first = r->seq == 0;
-
-    /* The local end: the inventory's asset name, else the initiator's
-     * address (egress flows start inside). */
-    char local[INET6_ADDRSTRLEN > sizeof(e->asset) ? INET6_ADDRSTRLEN : sizeof(e->asset)];
-    size_t llen = strnlen(e->asset, sizeof(e->asset));
-    if (llen) {
-        memcpy(local, e->asset, llen);
-    } else {
-        ip_text(r->family == 6 ? 6 : 4, r->src_ip, local, sizeof(local));
-        llen = strlen(local);
-    }
-    /* The remote end as a dashboard names it: its name when known. */
-    char dip[INET6_ADDRSTRLEN];
-    const char *dest = e->dest_name;
-    size_t dlen = strnlen(e->dest_name, sizeof(e->dest_name));
-    if (!dlen) {
-        ip_text(r->family == 6 ? 6 : 4, r->dst_ip, dip, sizeof(dip));
-        dest = dip;
-        dlen = strlen(dip);
-    }
-
-    dim(b, sc, bucket, "asset", local, llen, bytes, first);
-    dim(b, sc, bucket, "role", e->role, strnlen(e->role, sizeof(e->role)), bytes, first);
-    dim(b, sc, bucket, "proto", r->ndpi.proto[0] ? r->ndpi.proto : "Unknown",
-        r->ndpi.proto[0] ? strnlen(r->ndpi.proto, sizeof(r->ndpi.proto)) : 7, bytes, first);
-    if (e->has_country)
-        dim(b, sc, bucket, "country", e->country, strnlen(e->country, sizeof(e->country)),
-            bytes, first);
-    if (e->has_asn) {
-        char asn[16];
-        int n = snprintf(asn, sizeof(asn), "%u", (unsigned)e->asn);
-        dim(b, sc, bucket, "asn", asn, (size_t)n, bytes, first);
-    }
-
-    struct key k;
-    key_start(&k, sc);
-    key_str(&k, "agg");
-    key_u64(&k, bucket);
-    key_str(&k, "dests");
-    key_part(&k, local, llen);
-    rcmd_begin(b);
-    rcmd_arg_str(b, "PFADD");
-    rcmd_arg(b, k.s, k.n);
-    rcmd_arg(b, dest, dlen);
-    rcmd_end(b);
-    expire(b, &k, sc->aggregate_ttl);
-
-    key_start(&k, sc);
-    key_str(&k, "agg");
-    key_u64(&k, bucket);
-    key_str(&k, "top");
-    key_part(&k, local, llen);
-    rcmd_begin(b);
-    rcmd_arg_str(b, "ZINCRBY");
-    rcmd_arg(b, k.s, k.n);
-    rcmd_arg_u64(b, bytes);
-    rcmd_arg(b, dest, dlen);
-    rcmd_end(b);
-    expire(b, &k, sc->aggregate_ttl);
+    key_part(&k, part, plen);
+    size_t n = k.n < cap ? k.n : cap;
+    memcpy(out, k.s, n);
+    return n;
 }
 
 /* ---- records ------------------------------------------------------------- */
@@ -508,9 +420,6 @@ void redis_schema_flow(const struct redis_schema *sc, const struct flow_record *
     FIELD_ARR(b, "dns_query", r->ndpi.dns_query);
     FIELD_ARR(b, "ja3c", r->ndpi.tls_ja3c);
     rcmd_end(b);
-
-    if (sc->aggregate_ttl && redis_schema_counts_as_egress(r))
-        aggregates(b, sc, r);
 }
 
 void redis_schema_alert(const struct redis_schema *sc, const struct alert_record *a,

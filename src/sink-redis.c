@@ -39,6 +39,14 @@
  * reach Redis. With a named spool, what is left is written to it and the
  * next run with the same spool delivers it first.
  *
+ * Aggregates (redis-agg.h) do not travel with their records: they are
+ * summed in a fixed table and written every AGG_FLUSH_MS (or when the table
+ * fills) as plain pipelined commands. While Redis is unavailable the table
+ * keeps summing; if it fills then, the aggregates of further records are
+ * not counted (counted and logged). A batch in flight when the connection
+ * drops is not sent again (an increment may or may not have been applied):
+ * aggregates are for dashboards, the streams are the record of truth.
+ *
  * Logging: one line per change of state (connected, lost, refused,
  * spooling, dropping), through the callback given at open, at most
  * LOG_BURST lines per minute. Text from outside (server errors, keys, the
@@ -65,6 +73,7 @@
 
 #include "egressd/eve.h"
 #include "egressd/json.h"
+#include "egressd/redis-agg.h"
 #include "egressd/redis-schema.h"
 #include "egressd/redis-url.h"
 #include "egressd/spool.h"
@@ -76,6 +85,8 @@
 #define LOG_WINDOW_S 60
 #define FINAL_FLUSH_MS 2000u /* last heartbeat: how long flush() waits */
 #define KEY_SHOW_MAX 80
+#define AGG_FLUSH_MS 1000u
+#define AGG_MAX_ENTRIES 32768u /* distinct sums between flushes: ~3.5 MB */
 
 void sink_redis_config_defaults(struct sink_redis_config *c)
 {
@@ -118,7 +129,9 @@ struct sink_redis {
 
     struct event_base *base;
     int own_base;
-    struct event *ev_flush, *ev_reconnect, *ev_retry, *ev_watchdog, *ev_heartbeat;
+    struct event *ev_flush, *ev_reconnect, *ev_retry, *ev_watchdog, *ev_heartbeat, *ev_agg;
+    struct redis_agg *agg;   /* NULL when aggregates are off */
+    struct rcmd_buf agg_rb;
 
     redisAsyncContext *ac;
     enum conn_state state;
@@ -149,13 +162,18 @@ struct sink_redis {
 
     struct rcmd_buf rb, hb_rb;
     struct jbuf jb;
+    char *resp;              /* one command in the protocol's own format */
+    size_t resp_cap;
     uint8_t *popbuf;
     uint32_t popcap;
 
     /* counters */
     struct redis_stats st;
-    uint64_t agg_refused;    /* aggregate commands refused for good */
-    uint64_t agg_lost;       /* records whose aggregates were still pending at the end */
+    uint64_t agg_refused;    /* aggregate commands refused by Redis */
+    uint64_t agg_unsent;     /* aggregate commands lost with a connection, or sums left at the end */
+    uint64_t agg_skipped;    /* records not aggregated: table full while Redis was unavailable */
+    uint64_t mem_agg;        /* aggregate batches in the memory queue */
+    int agg_full_logged;
     uint64_t start_us;       /* wall clock */
     uint64_t hb_packets, hb_bytes, hb_drops, hb_active;
     char source[256];
@@ -303,6 +321,8 @@ static void mem_append(struct sink_redis *s, struct rrec *r)
 
 static void mem_remove(struct sink_redis *s, struct rrec *r)
 {
+    if (r->kind == RCMD_AGG)
+        s->mem_agg--;
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -377,6 +397,50 @@ static void refill(struct sink_redis *s)
 static void cb_record(redisAsyncContext *ac, void *reply, void *privdata);
 static void send_some(struct sink_redis *s);
 
+/* "<c><decimal>\r\n" at p; returns the end. */
+static char *resp_len(char *p, char c, size_t v)
+{
+    char t[24];
+    int n = 0;
+    do {
+        t[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    *p++ = c;
+    while (n)
+        *p++ = t[--n];
+    *p++ = '\r';
+    *p++ = '\n';
+    return p;
+}
+
+/* Queues one command, formatted here: hiredis' own argv formatting
+ * (sdscatfmt per argument) cost more than everything else the sink does.
+ * Every argument is a length-prefixed bulk string, whatever its bytes. */
+static int send_command(struct sink_redis *s, redisCallbackFn *fn, void *privdata,
+                        unsigned argc, const char **argv, const size_t *lens)
+{
+    size_t need = 32;
+    for (unsigned a = 0; a < argc; a++)
+        need += lens[a] + 32;
+    if (need > s->resp_cap) {
+        char *nb = realloc(s->resp, need);
+        if (!nb)
+            return REDIS_ERR;
+        s->resp = nb;
+        s->resp_cap = need;
+    }
+    char *p = resp_len(s->resp, '*', argc);
+    for (unsigned a = 0; a < argc; a++) {
+        p = resp_len(p, '$', lens[a]);
+        memcpy(p, argv[a], lens[a]);
+        p += lens[a];
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    return redisAsyncFormattedCommand(s->ac, fn, privdata, s->resp, (size_t)(p - s->resp));
+}
+
 /* Sends the unanswered commands of r. 0, or -1 if hiredis refused (the
  * connection is going away). */
 static int send_record(struct sink_redis *s, struct rrec *r)
@@ -391,7 +455,7 @@ static int send_record(struct sink_redis *s, struct rrec *r)
     for (unsigned i = 0; rcmd_next(&it, argv, lens, &argc) == 1; i++) {
         if (r->done & (1ull << i))
             continue;
-        if (redisAsyncCommandArgv(s->ac, cb_record, r, (int)argc, argv, lens) != REDIS_OK)
+        if (send_command(s, cb_record, r, argc, argv, lens) != REDIS_OK)
             return -1;
         r->out |= 1ull << i;
     }
@@ -522,11 +586,13 @@ static void on_refused(struct sink_redis *s, const struct redisReply *rep, const
     }
     char line[600];
     snprintf(line, sizeof(line), "%s (%s)", msg, key);
-    char *last = s->reject_msg[idx == 0 ? 0 : 1];
+    int record = idx == 0 && r->kind != RCMD_AGG;
+    char *last = s->reject_msg[record ? 0 : 1];
     if (strcmp(last, line) != 0) {
         copy_cut(last, sizeof(s->reject_msg[0]), line);
-        say(s, "%s refused %s: %s; %s", s->ep.shown, idx == 0 ? "a record" : "an aggregate update",
-            line, idx == 0 ? "such records are dropped (counted as rejected)" : "not retried");
+        say(s, "%s refused %s: %s; %s", s->ep.shown,
+            record ? "a record" : r->kind == RCMD_AGG ? "an aggregate update" : "a live PUBLISH",
+            line, record ? "such records are dropped (counted as rejected)" : "not retried");
     }
     set_error(s, line);
 }
@@ -565,7 +631,7 @@ static void cb_record(redisAsyncContext *ac, void *reply, void *privdata)
                 r->again = 1;
             } else {
                 r->done |= bit;
-                if (idx == 0) {
+                if (idx == 0 && r->kind != RCMD_AGG) {
                     s->st.dropped++;
                     s->st.rejected++;
                 } else {
@@ -575,7 +641,7 @@ static void cb_record(redisAsyncContext *ac, void *reply, void *privdata)
             on_refused(s, rep, r, idx);
         } else {
             r->done |= bit;
-            if (idx == 0) {
+            if (idx == 0 && r->kind != RCMD_AGG) {
                 s->st.sent++;
                 if (s->refusal[0]) {
                     say(s, "%s accepts writes again", s->ep.shown);
@@ -590,6 +656,8 @@ static void cb_record(redisAsyncContext *ac, void *reply, void *privdata)
 }
 
 /* ---- heartbeat ---------------------------------------------------------- */
+
+static uint64_t waiting(const struct sink_redis *s);
 
 static void cb_plain(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -620,7 +688,7 @@ static void send_heartbeat(struct sink_redis *s)
         .bytes = s->hb_bytes,
         .drops = s->hb_drops,
         .active_flows = s->hb_active,
-        .queue_depth = s->mem_count + (s->spool ? spool_count(s->spool) : 0),
+        .queue_depth = waiting(s),
         .sent = s->st.sent,
         .queued = s->st.queued,
         .spooled = s->st.spooled,
@@ -641,11 +709,120 @@ static void send_heartbeat(struct sink_redis *s)
     if (s->inflight == 0 && s->inflight_plain == 0)
         s->progress_us = mono_us();
     while (rcmd_next(&it, argv, lens, &argc) == 1) {
-        if (redisAsyncCommandArgv(s->ac, cb_plain, NULL, (int)argc, argv, lens) != REDIS_OK)
+        if (send_command(s, cb_plain, NULL, argc, argv, lens) != REDIS_OK)
             return;
         s->inflight_plain++;
     }
 }
+
+/* ---- aggregates ---------------------------------------------------------- */
+
+/* An aggregate batch waits in the memory queue like a record (so it is sent
+ * again after a transient refusal or a lost connection) but is no record:
+ * it is not counted in the record counters and never spooled. */
+static void enqueue_agg(void *arg, struct rcmd_buf *b)
+{
+    struct sink_redis *s = arg;
+    struct rrec *r = rcmd_ok(b) ? rrec_new(b->buf, (uint32_t)b->len) : NULL;
+    if (!r) {
+        s->agg_unsent += b->ncmd;
+        return;
+    }
+    mem_append(s, r);
+    s->mem_agg++;
+}
+
+/* Hands the summed aggregates to the queue if Redis takes writes and the
+ * previous batch is through (or the table is full). 1 if the table is
+ * empty afterwards. */
+static int agg_flush(struct sink_redis *s, int full)
+{
+    if (!s->agg || redis_agg_count(s->agg) == 0)
+        return 1;
+    if (!usable(s) || s->stalled || (s->mem_agg > 0 && !full))
+        return 0;
+    redis_agg_flush(s->agg, &s->schema, &s->agg_rb, enqueue_agg, s);
+    s->agg_full_logged = 0;
+    send_some(s);
+    return 1;
+}
+
+static void agg_record(struct sink_redis *s, const struct flow_record *rec)
+{
+    if (!s->agg || !redis_schema_counts_as_egress(rec))
+        return;
+    if (redis_agg_add(s->agg, rec))
+        return;
+    if (agg_flush(s, 1) && redis_agg_add(s->agg, rec))
+        return;
+    s->agg_skipped++;
+    if (!s->agg_full_logged) {
+        s->agg_full_logged = 1;
+        say(s, "aggregate table full (%u sums) while %s is unavailable: aggregates of further "
+            "records are not counted until it is back", AGG_MAX_ENTRIES, s->ep.shown);
+    }
+}
+
+static void on_agg_timer(evutil_socket_t fd, short what, void *arg)
+{
+    agg_flush(arg, 0);
+}
+
+/* ---- replies -------------------------------------------------------------- */
+
+/* The sink only ever asks whether a reply is an error, and which. hiredis'
+ * default reply objects cost a malloc and a free for every answer (tens of
+ * thousands a second); here every reply but an error is one shared,
+ * immutable object, and only errors are allocated. The callbacks run one
+ * reply at a time, so nothing keeps a pointer to the shared object. */
+static redisReply ok_reply = {.type = REDIS_REPLY_STATUS};
+
+static void *light_string(const redisReadTask *task, char *str, size_t len)
+{
+    if (task->type != REDIS_REPLY_ERROR)
+        return &ok_reply;
+    redisReply *r = calloc(1, sizeof(*r));
+    char *copy = malloc(len + 1);
+    if (!r || !copy) {
+        free(r);
+        free(copy);
+        return NULL; /* hiredis reports out of memory */
+    }
+    memcpy(copy, str, len);
+    copy[len] = '\0';
+    r->type = REDIS_REPLY_ERROR;
+    r->str = copy;
+    r->len = len;
+    return r;
+}
+
+static void *light_array(const redisReadTask *task, int elements)
+{
+    return &ok_reply;
+}
+
+static void *light_integer(const redisReadTask *task, long long value)
+{
+    return &ok_reply;
+}
+
+static void *light_nil(const redisReadTask *task)
+{
+    return &ok_reply;
+}
+
+static void light_free(void *obj)
+{
+    redisReply *r = obj;
+    if (!r || r == &ok_reply)
+        return;
+    free(r->str);
+    free(r);
+}
+
+static redisReplyObjectFunctions light_replies = {
+    light_string, light_array, light_integer, light_nil, light_free,
+};
 
 /* ---- connection --------------------------------------------------------- */
 
@@ -660,9 +837,10 @@ static void schedule_reconnect(struct sink_redis *s)
     s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
+/* Records (not aggregate batches) not yet written. */
 static uint64_t waiting(const struct sink_redis *s)
 {
-    return s->mem_count + (s->spool ? spool_count(s->spool) : 0);
+    return s->mem_count - s->mem_agg + (s->spool ? spool_count(s->spool) : 0);
 }
 
 /* The connection is gone (or never came): note it once, try again later. */
@@ -803,6 +981,7 @@ static void connect_now(struct sink_redis *s)
         return;
     }
     ac->data = s;
+    ac->c.reader->fn = &light_replies;
     if (redisLibeventAttach(ac, s->base) != REDIS_OK) {
         redisAsyncFree(ac);
         went_down(s, "cannot attach to the event loop");
@@ -934,6 +1113,7 @@ static int sr_flow(void *self, const struct flow_record *rec)
     struct sink_redis *s = self;
     redis_schema_flow(&s->schema, rec, &s->rb);
     enqueue(s);
+    agg_record(s, rec);
     return EGR_OK; /* the capture never stops for Redis */
 }
 
@@ -984,7 +1164,7 @@ static uint64_t undelivered_now(const struct sink_redis *s)
 {
     uint64_t n = s->spool ? spool_count(s->spool) : 0;
     for (const struct rrec *r = s->head; r; r = r->next)
-        if (!(r->done & 1))
+        if (!(r->done & 1) && r->kind != RCMD_AGG)
             n++;
     return n;
 }
@@ -997,8 +1177,8 @@ static uint64_t keep_for_next_run(struct sink_redis *s)
         return 0;
     for (struct rrec *r = s->head, *next; r; r = next) {
         next = r->next;
-        if (r->done & 1)
-            continue;
+        if ((r->done & 1) || r->kind == RCMD_AGG)
+            continue; /* aggregate batches are not kept (counted as unsent) */
         struct rcmd_iter it;
         const char *argv[RCMD_MAX_ARGS];
         size_t lens[RCMD_MAX_ARGS];
@@ -1027,19 +1207,26 @@ int sink_redis_drain(void *self)
     struct sink_redis *s = self;
     uint64_t deadline = mono_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
     send_some(s);
-    while (waiting(s) > 0 && mono_us() < deadline) {
+    int agg_done = agg_flush(s, 0);
+    while ((waiting(s) > 0 || !agg_done || s->mem_agg > 0) && mono_us() < deadline) {
         event_base_loop(s->base, EVLOOP_ONCE);
         send_some(s);
+        if (!agg_done)
+            agg_done = agg_flush(s, 0);
     }
     s->finished = 1;
     uint64_t left = undelivered_now(s);
     s->st.undelivered = left;
+    if (s->agg)
+        s->agg_unsent += redis_agg_count(s->agg);
     for (const struct rrec *r = s->head; r; r = r->next)
-        if (r->done & 1)
-            s->agg_lost++;
-    if (s->agg_lost)
-        say(s, "%" PRIu64 " records are in the stream but their aggregate updates were not "
-            "all written", s->agg_lost);
+        if (r->kind == RCMD_AGG)
+            s->agg_unsent += r->ncmd - (unsigned)__builtin_popcountll(r->done);
+    /* When records are missing too, the summary below says so; aggregates
+     * alone are worth a line of their own. */
+    if ((s->agg_unsent || s->agg_skipped) && left == 0 && s->st.dropped == 0)
+        say(s, "aggregates incomplete: %" PRIu64 " updates not written, %" PRIu64
+            " records not counted", s->agg_unsent, s->agg_skipped);
     if (s->agg_refused)
         say(s, "%" PRIu64 " aggregate updates were refused by Redis (not retried)", s->agg_refused);
     if (left == 0 && s->st.dropped == 0)
@@ -1092,7 +1279,7 @@ void sink_redis_poll(void *self)
 static void sr_free(struct sink_redis *s)
 {
     struct event *evs[] = {s->ev_flush, s->ev_reconnect, s->ev_retry, s->ev_watchdog,
-                           s->ev_heartbeat};
+                           s->ev_heartbeat, s->ev_agg};
     for (size_t i = 0; i < EGR_ARRAY_LEN(evs); i++)
         if (evs[i])
             event_free(evs[i]);
@@ -1103,8 +1290,11 @@ static void sr_free(struct sink_redis *s)
         event_base_free(s->base);
     rcmd_free(&s->rb);
     rcmd_free(&s->hb_rb);
+    rcmd_free(&s->agg_rb);
+    redis_agg_free(s->agg);
     jbuf_free(&s->jb);
     free(s->popbuf);
+    free(s->resp);
     free(s);
 }
 
@@ -1194,6 +1384,7 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
     s->log_arg = log_arg;
     rcmd_init(&s->rb);
     rcmd_init(&s->hb_rb);
+    rcmd_init(&s->agg_rb);
     jbuf_init(&s->jb);
     int rc = redis_url_parse(cfg->url, &s->ep, err);
     if (rc != EGR_OK)
@@ -1222,6 +1413,8 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
     s->log_window = time(NULL);
     if ((rc = open_spool(s, err)) != EGR_OK)
         goto fail;
+    if (cfg->aggregate_ttl && (rc = redis_agg_new(AGG_MAX_ENTRIES, &s->agg, err)) != EGR_OK)
+        goto fail;
 
     if (base) {
         s->base = base;
@@ -1234,7 +1427,8 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
         !(s->ev_reconnect = evtimer_new(s->base, on_reconnect_timer, s)) ||
         !(s->ev_retry = evtimer_new(s->base, on_retry_timer, s)) ||
         !(s->ev_watchdog = event_new(s->base, -1, EV_PERSIST, on_watchdog, s)) ||
-        !(s->ev_heartbeat = event_new(s->base, -1, EV_PERSIST, on_heartbeat, s))) {
+        !(s->ev_heartbeat = event_new(s->base, -1, EV_PERSIST, on_heartbeat, s)) ||
+        !(s->ev_agg = event_new(s->base, -1, EV_PERSIST, on_agg_timer, s))) {
         rc = egr_fail(err, EGR_ENOMEM, "redis: cannot set up the event loop");
         goto fail;
     }
@@ -1242,6 +1436,8 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
     struct timeval hb = {(time_t)cfg->heartbeat_interval, 0};
     event_add(s->ev_watchdog, &wd);
     event_add(s->ev_heartbeat, &hb);
+    struct timeval ag = {AGG_FLUSH_MS / 1000, (AGG_FLUSH_MS % 1000) * 1000};
+    event_add(s->ev_agg, &ag);
 
     /* A peer that closes the socket must give hiredis an EPIPE error, not
      * kill the sensor; only a default disposition is changed. */

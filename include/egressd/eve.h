@@ -21,6 +21,10 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st);
 /* "2023-11-14T22:13:20.123456+0000" (UTC) into out (>= 32 bytes). */
 void eve_format_time(uint64_t ts_us, char *out, size_t n);
 
+/* An address as EVE writes it (family 4 or 6; IPv6 in RFC 5952 form) into
+ * out of n bytes (INET6_ADDRSTRLEN fits any). */
+void eve_format_ip(int family, const uint8_t *a, char *out, size_t n);
+
 /* EVE's proto name: "TCP", "UDP", "ICMP", "IPv6-ICMP", "SCTP", else the
  * number as decimal text into buf. */
 const char *eve_proto_name(uint8_t proto, char *buf, size_t n);

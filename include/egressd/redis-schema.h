@@ -33,7 +33,7 @@
 #define RCMD_MAX_ARGS 128
 #define RCMD_MAX_CMDS 64
 
-enum rcmd_kind { RCMD_FLOW = 1, RCMD_ALERT = 2, RCMD_HEARTBEAT = 3 };
+enum rcmd_kind { RCMD_FLOW = 1, RCMD_ALERT = 2, RCMD_HEARTBEAT = 3, RCMD_AGG = 4 };
 
 struct rcmd_buf {
     uint8_t *buf;
@@ -83,8 +83,13 @@ uint64_t redis_schema_bucket(uint64_t ts_us);
  * (no home_net configured). */
 int redis_schema_counts_as_egress(const struct flow_record *r);
 
-/* XADD {prefix}:flows MAXLEN ~ N * field value ..., then the aggregates
- * (HINCRBY / PFADD / ZINCRBY, each followed by EXPIRE). */
+/* "{prefix}:agg:{bucket}:{metric}:{part}" into out (cut to fit); returns
+ * its length. The aggregates themselves are summed by redis-agg.h. */
+size_t redis_schema_agg_key(const struct redis_schema *sc, char *out, size_t cap, uint64_t bucket,
+                            const char *metric, const char *part, size_t plen);
+
+/* XADD {prefix}:flows MAXLEN ~ N * field value ... (the record's stream
+ * entry; its aggregates are summed apart, redis-agg.h). */
 void redis_schema_flow(const struct redis_schema *sc, const struct flow_record *r,
                        struct rcmd_buf *b);
 

@@ -400,6 +400,37 @@ static void test_time_and_proto(void **state)
     assert_string_equal(t, "2000-02-29T00:00:00.000001+0000");
     eve_format_time(4102444799999999ull, t, sizeof(t));
     assert_string_equal(t, "2099-12-31T23:59:59.999999+0000");
+    /* The date is cached per day: the next second rolls over, the same day
+     * again and an earlier day afterwards are right too. */
+    eve_format_time(4102444800000000ull, t, sizeof(t));
+    assert_string_equal(t, "2100-01-01T00:00:00.000000+0000");
+    eve_format_time(4102444799000000ull, t, sizeof(t));
+    assert_string_equal(t, "2099-12-31T23:59:59.000000+0000");
+    eve_format_time(T0, t, sizeof(t));
+    assert_string_equal(t, "2023-11-14T22:13:20.123456+0000");
+    eve_format_time(T0 + 3600000000ull, t, sizeof(t));
+    assert_string_equal(t, "2023-11-14T23:13:20.123456+0000");
+    /* Cut to the buffer, always terminated. */
+    char small[12];
+    eve_format_time(T0, small, sizeof(small));
+    assert_string_equal(small, "2023-11-14T");
+    eve_format_time(T0, small, 5);
+    assert_string_equal(small, "2023");
+
+    /* IPv4 by hand equals inet_ntop on every kind of octet. */
+    static const uint8_t v4[][4] = {
+        {0, 0, 0, 0}, {255, 255, 255, 255}, {10, 0, 0, 5}, {100, 64, 9, 99}, {1, 20, 199, 200},
+    };
+    for (size_t i = 0; i < sizeof(v4) / sizeof(v4[0]); i++) {
+        char want[INET6_ADDRSTRLEN];
+        assert_non_null(inet_ntop(AF_INET, v4[i], want, sizeof(want)));
+        eve_format_ip(4, v4[i], t, sizeof(t));
+        assert_string_equal(t, want);
+    }
+    uint8_t v6[16] = {0x20, 0x01, 0x0d, 0xb8};
+    v6[15] = 1;
+    eve_format_ip(6, v6, t, sizeof(t));
+    assert_string_equal(t, "2001:db8::1");
 
     char b[8];
     static const struct {

@@ -1,7 +1,9 @@
 /* test_redis_schema.c - the Redis commands of each record: the flow stream
  * entry field by field (empty fields left out, ICMP without ports), hostile
- * bytes passed as exact binary arguments, the per-minute aggregates (egress
- * only, flows counted at a flow's first record, EXPIRE after every write),
+ * bytes passed as exact binary arguments, the per-minute aggregates summed
+ * in memory (egress only, flows counted at a flow's first record, bytes
+ * summed, one EXPIRE per key after its updates, records split at the
+ * command limit, a full table refusing whole records),
  * the alert stream entry and its EVE JSON on the live channel, the
  * heartbeat, and the encoding: every truncation and corruption of a record
  * is refused by the decoder, limits are enforced. */
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "egressd/eve.h"
+#include "egressd/redis-agg.h"
 #include "egressd/redis-schema.h"
 #include "json_check.h"
 
@@ -212,11 +215,22 @@ static void test_flow_entry(void **state)
     rcmd_free(&b);
 }
 
+static const char evil_name[] = "a\r\n*3\r\n$3\r\nDEL\r\n$1\r\nx\xff\xc0\xaf<script>\x01";
+
+static void find_evil_member(void *arg, struct rcmd_buf *b)
+{
+    struct cmds c;
+    decode(b, &c, RCMD_AGG);
+    for (unsigned i = 0; i < c.n; i++)
+        if (arg_is(&c, i, 0, "ZINCRBY") && arg_is(&c, i, 3, evil_name))
+            ++*(int *)arg;
+}
+
 /* Names from the wire are bytes: the protocol's own delimiters, a NUL-free
  * run of invalid UTF-8 and markup arrive as the exact argument. */
 static void test_hostile_bytes(void **state)
 {
-    static const char evil[] = "a\r\n*3\r\n$3\r\nDEL\r\n$1\r\nx\xff\xc0\xaf<script>\x01";
+    const char *evil = evil_name;
     struct flow_record r;
     flow(&r);
     strcpy(r.enrich.dest_name, evil);
@@ -236,78 +250,265 @@ static void test_hostile_bytes(void **state)
     const char *sni = field(&c, 0, "tls_sni", &n);
     assert_non_null(sni);
     assert_int_equal(n, sizeof(r.ndpi.tls_sni));
-    /* The same bytes name the top-destination member. */
-    int found = 0;
-    for (unsigned i = 1; i < c.n; i++)
-        if (arg_is(&c, i, 0, "ZINCRBY"))
-            found = arg_is(&c, i, 3, evil);
-    assert_true(found);
     rcmd_free(&b);
+
+    /* The same bytes name the top-destination member. */
+    struct redis_agg *a;
+    struct egr_err err;
+    assert_int_equal(redis_agg_new(64, &a, &err), EGR_OK);
+    assert_int_equal(redis_agg_add(a, &r), 1);
+    int found = 0;
+    struct rcmd_buf out;
+    rcmd_init(&out);
+    redis_agg_flush(a, &schema, &out, find_evil_member, &found);
+    assert_int_equal(found, 1);
+    rcmd_free(&out);
+    redis_agg_free(a);
+}
+
+/* ---- aggregates (redis-agg.h) ------------------------------------------- */
+
+/* Every command of every record a flush emits, as "ARG|ARG|..." with the
+ * exact bytes of each argument. */
+struct collected {
+    unsigned n, records, max_per_record;
+    char *cmd[4096];
+    size_t len[4096];
+};
+
+static void collect(void *arg, struct rcmd_buf *b)
+{
+    struct collected *col = arg;
+    struct cmds c;
+    decode(b, &c, RCMD_AGG);
+    col->records++;
+    if (c.n > col->max_per_record)
+        col->max_per_record = c.n;
+    for (unsigned i = 0; i < c.n; i++) {
+        size_t total = 0;
+        for (unsigned a = 0; a < c.argc[i]; a++)
+            total += c.len[i][a] + 1;
+        char *t = malloc(total + 1), *p = t;
+        assert_non_null(t);
+        for (unsigned a = 0; a < c.argc[i]; a++) {
+            if (a)
+                *p++ = '|';
+            memcpy(p, c.argv[i][a], c.len[i][a]);
+            p += c.len[i][a];
+        }
+        *p = '\0';
+        assert_true(col->n < 4096);
+        col->len[col->n] = (size_t)(p - t);
+        col->cmd[col->n++] = t;
+    }
+}
+
+static void collected_free(struct collected *col)
+{
+    for (unsigned i = 0; i < col->n; i++)
+        free(col->cmd[i]);
+    memset(col, 0, sizeof(*col));
+}
+
+static void flush_all(struct redis_agg *a, struct collected *col)
+{
+    struct rcmd_buf b;
+    rcmd_init(&b);
+    memset(col, 0, sizeof(*col));
+    unsigned recs = redis_agg_flush(a, &schema, &b, collect, col);
+    assert_int_equal(recs, col->records);
+    assert_int_equal(redis_agg_count(a), 0);
+    rcmd_free(&b);
+}
+
+static void expect_cmds(const struct collected *col, const char *const *want, size_t n)
+{
+    for (size_t i = 0; i < n && i < col->n; i++)
+        if (strcmp(col->cmd[i], want[i]))
+            fail_msg("command %zu: got \"%s\", want \"%s\"", i, col->cmd[i], want[i]);
+    assert_int_equal(col->n, n);
 }
 
 static void test_aggregates(void **state)
 {
+    struct redis_agg *a;
+    struct egr_err err;
+    assert_int_equal(redis_agg_new(1024, &a, &err), EGR_OK);
     struct flow_record r;
     flow(&r);
+    assert_int_equal(redis_schema_bucket(r.emit_us), 28333334);
+    /* The stream entry alone: aggregates are summed apart. */
     struct rcmd_buf b;
     rcmd_init(&b);
     redis_schema_flow(&schema, &r, &b);
     struct cmds c;
     decode(&b, &c, RCMD_FLOW);
-    assert_int_equal(redis_schema_bucket(r.emit_us), 28333334);
-    /* asset, role, proto, country, asn: bytes and flows each, then the
-     * unique and top destinations; every write followed by its EXPIRE. */
-    static const char *const want[][5] = {
-        {"HINCRBY", "egress:agg:28333334:bytes:asset", "laptop-7", "10500"},
-        {"HINCRBY", "egress:agg:28333334:flows:asset", "laptop-7", "1"},
-        {"HINCRBY", "egress:agg:28333334:bytes:role", "workstation", "10500"},
-        {"HINCRBY", "egress:agg:28333334:flows:role", "workstation", "1"},
-        {"HINCRBY", "egress:agg:28333334:bytes:proto", "TLS.Google", "10500"},
-        {"HINCRBY", "egress:agg:28333334:flows:proto", "TLS.Google", "1"},
-        {"HINCRBY", "egress:agg:28333334:bytes:country", "US", "10500"},
-        {"HINCRBY", "egress:agg:28333334:flows:country", "US", "1"},
-        {"HINCRBY", "egress:agg:28333334:bytes:asn", "15169", "10500"},
-        {"HINCRBY", "egress:agg:28333334:flows:asn", "15169", "1"},
-        {"PFADD", "egress:agg:28333334:dests:laptop-7", "www.google.com"},
-        {"ZINCRBY", "egress:agg:28333334:top:laptop-7", "10500", "www.google.com"},
-    };
-    size_t nw = sizeof(want) / sizeof(want[0]);
-    assert_int_equal(c.n, 1 + 2 * nw);
-    for (size_t i = 0; i < nw; i++) {
-        unsigned ci = 1 + 2 * (unsigned)i;
-        expect_cmd(&c, ci, want[i][0], want[i][1], want[i][2], want[i][3], NULL);
-        expect_cmd(&c, ci + 1, "EXPIRE", want[i][1], "7200", NULL);
-    }
+    assert_int_equal(c.n, 1);
+    rcmd_free(&b);
 
-    /* An interim record adds bytes, not another flow; without a name or an
-     * inventory the address stands in; an unknown protocol is "Unknown". */
+    /* Two flows and an interim record of the second: bytes add up per
+     * record, flows count first records only, one member per destination;
+     * updates grouped per key, each key's EXPIRE after its last update. */
+    assert_int_equal(redis_agg_add(a, &r), 1);
+    assert_int_equal(redis_agg_add(a, &r), 1);
     r.seq = 1;
+    assert_int_equal(redis_agg_add(a, &r), 1);
+    static const char *const want[] = {
+        "HINCRBY|egress:agg:28333334:bytes:asset|laptop-7|31500",
+        "EXPIRE|egress:agg:28333334:bytes:asset|7200",
+        "HINCRBY|egress:agg:28333334:bytes:role|workstation|31500",
+        "EXPIRE|egress:agg:28333334:bytes:role|7200",
+        "HINCRBY|egress:agg:28333334:bytes:proto|TLS.Google|31500",
+        "EXPIRE|egress:agg:28333334:bytes:proto|7200",
+        "HINCRBY|egress:agg:28333334:bytes:country|US|31500",
+        "EXPIRE|egress:agg:28333334:bytes:country|7200",
+        "HINCRBY|egress:agg:28333334:bytes:asn|15169|31500",
+        "EXPIRE|egress:agg:28333334:bytes:asn|7200",
+        "HINCRBY|egress:agg:28333334:flows:asset|laptop-7|2",
+        "EXPIRE|egress:agg:28333334:flows:asset|7200",
+        "HINCRBY|egress:agg:28333334:flows:role|workstation|2",
+        "EXPIRE|egress:agg:28333334:flows:role|7200",
+        "HINCRBY|egress:agg:28333334:flows:proto|TLS.Google|2",
+        "EXPIRE|egress:agg:28333334:flows:proto|7200",
+        "HINCRBY|egress:agg:28333334:flows:country|US|2",
+        "EXPIRE|egress:agg:28333334:flows:country|7200",
+        "HINCRBY|egress:agg:28333334:flows:asn|15169|2",
+        "EXPIRE|egress:agg:28333334:flows:asn|7200",
+        "PFADD|egress:agg:28333334:dests:laptop-7|www.google.com",
+        "EXPIRE|egress:agg:28333334:dests:laptop-7|7200",
+        "ZINCRBY|egress:agg:28333334:top:laptop-7|31500|www.google.com",
+        "EXPIRE|egress:agg:28333334:top:laptop-7|7200",
+    };
+    struct collected col;
+    flush_all(a, &col);
+    expect_cmds(&col, want, sizeof(want) / sizeof(want[0]));
+    assert_int_equal(col.records, 1);
+    collected_free(&col);
+
+    /* Without a name or an inventory the addresses stand in; an unknown
+     * protocol is "Unknown"; a role-less record has no role member. Two
+     * hash members of one key share its EXPIRE. */
+    r.seq = 0;
     r.enrich.asset[0] = r.enrich.role[0] = r.enrich.dest_name[0] = r.ndpi.proto[0] = '\0';
     r.enrich.has_country = r.enrich.has_asn = 0;
-    redis_schema_flow(&schema, &r, &b);
-    decode(&b, &c, RCMD_FLOW);
-    assert_int_equal(c.n, 1 + 2 * 4);
-    expect_cmd(&c, 1, "HINCRBY", "egress:agg:28333334:bytes:asset", "10.0.0.5", "10500", NULL);
-    expect_cmd(&c, 3, "HINCRBY", "egress:agg:28333334:bytes:proto", "Unknown", "10500", NULL);
-    expect_cmd(&c, 5, "PFADD", "egress:agg:28333334:dests:10.0.0.5", "192.0.2.7", NULL);
-    expect_cmd(&c, 7, "ZINCRBY", "egress:agg:28333334:top:10.0.0.5", "10500", "192.0.2.7", NULL);
+    assert_int_equal(redis_agg_add(a, &r), 1);
+    r.emit_us += 60000000; /* the next minute */
+    strcpy(r.ndpi.proto, "DNS");
+    assert_int_equal(redis_agg_add(a, &r), 1);
+    r.emit_us -= 60000000;
+    assert_int_equal(redis_agg_add(a, &r), 1);
+    static const char *const want2[] = {
+        "HINCRBY|egress:agg:28333334:bytes:asset|10.0.0.5|21000",
+        "EXPIRE|egress:agg:28333334:bytes:asset|7200",
+        "HINCRBY|egress:agg:28333334:bytes:proto|DNS|10500",
+        "HINCRBY|egress:agg:28333334:bytes:proto|Unknown|10500",
+        "EXPIRE|egress:agg:28333334:bytes:proto|7200",
+        "HINCRBY|egress:agg:28333334:flows:asset|10.0.0.5|2",
+        "EXPIRE|egress:agg:28333334:flows:asset|7200",
+        "HINCRBY|egress:agg:28333334:flows:proto|DNS|1",
+        "HINCRBY|egress:agg:28333334:flows:proto|Unknown|1",
+        "EXPIRE|egress:agg:28333334:flows:proto|7200",
+        "PFADD|egress:agg:28333334:dests:10.0.0.5|192.0.2.7",
+        "EXPIRE|egress:agg:28333334:dests:10.0.0.5|7200",
+        "ZINCRBY|egress:agg:28333334:top:10.0.0.5|21000|192.0.2.7",
+        "EXPIRE|egress:agg:28333334:top:10.0.0.5|7200",
+        "HINCRBY|egress:agg:28333335:bytes:asset|10.0.0.5|10500",
+        "EXPIRE|egress:agg:28333335:bytes:asset|7200",
+        "HINCRBY|egress:agg:28333335:bytes:proto|DNS|10500",
+        "EXPIRE|egress:agg:28333335:bytes:proto|7200",
+        "HINCRBY|egress:agg:28333335:flows:asset|10.0.0.5|1",
+        "EXPIRE|egress:agg:28333335:flows:asset|7200",
+        "HINCRBY|egress:agg:28333335:flows:proto|DNS|1",
+        "EXPIRE|egress:agg:28333335:flows:proto|7200",
+        "PFADD|egress:agg:28333335:dests:10.0.0.5|192.0.2.7",
+        "EXPIRE|egress:agg:28333335:dests:10.0.0.5|7200",
+        "ZINCRBY|egress:agg:28333335:top:10.0.0.5|10500|192.0.2.7",
+        "EXPIRE|egress:agg:28333335:top:10.0.0.5|7200",
+    };
+    flush_all(a, &col);
+    expect_cmds(&col, want2, sizeof(want2) / sizeof(want2[0]));
+    collected_free(&col);
 
-    /* Direction unknown (no home_net) counts as egress; the others do not. */
+    /* Direction unknown (no home_net) counts as egress; the others do not
+     * (the sink asks before adding). */
     static const uint8_t dirs[] = {DIR_INBOUND, DIR_INTERNAL, DIR_EXTERNAL};
     for (size_t i = 0; i < sizeof(dirs); i++) {
         r.enrich.direction = dirs[i];
-        redis_schema_flow(&schema, &r, &b);
-        decode(&b, &c, RCMD_FLOW);
-        assert_int_equal(c.n, 1);
+        assert_false(redis_schema_counts_as_egress(&r));
     }
     r.enrich.direction = DIR_UNKNOWN;
     assert_true(redis_schema_counts_as_egress(&r));
-    struct redis_schema noagg = schema;
-    noagg.aggregate_ttl = 0;
-    redis_schema_flow(&noagg, &r, &b);
-    decode(&b, &c, RCMD_FLOW);
-    assert_int_equal(c.n, 1);
-    rcmd_free(&b);
+    redis_agg_free(a);
+}
+
+/* Many destinations: PFADD takes them 100 at a time, records hold at most
+ * RCMD_MAX_CMDS commands, and every update reaches the output once. */
+static void test_aggregates_split(void **state)
+{
+    struct redis_agg *a;
+    struct egr_err err;
+    assert_int_equal(redis_agg_new(4096, &a, &err), EGR_OK);
+    struct flow_record r;
+    flow(&r);
+    for (int i = 0; i < 150; i++) {
+        snprintf(r.enrich.dest_name, sizeof(r.enrich.dest_name), "d%03d.example", i);
+        assert_int_equal(redis_agg_add(a, &r), 1);
+    }
+    struct collected col;
+    flush_all(a, &col);
+    assert_true(col.records > 1);
+    assert_true(col.max_per_record <= RCMD_MAX_CMDS);
+    unsigned pfadd = 0, members = 0, zincr = 0, expires = 0;
+    for (unsigned i = 0; i < col.n; i++) {
+        if (!strncmp(col.cmd[i], "PFADD|", 6)) {
+            pfadd++;
+            for (const char *p = col.cmd[i]; (p = strchr(p, '|')); p++)
+                members++;
+            members--; /* the key */
+        } else if (!strncmp(col.cmd[i], "ZINCRBY|", 8)) {
+            zincr++;
+        } else if (!strncmp(col.cmd[i], "EXPIRE|", 7)) {
+            expires++;
+        }
+    }
+    assert_int_equal(pfadd, 2);
+    assert_int_equal(members, 150);
+    assert_int_equal(zincr, 150);
+    assert_int_equal(expires, 12); /* 10 hashes, the HyperLogLog, the sorted set */
+    /* The last command is the sorted set's EXPIRE: after all its updates. */
+    assert_string_equal(col.cmd[col.n - 1], "EXPIRE|egress:agg:28333334:top:laptop-7|7200");
+    collected_free(&col);
+    redis_agg_free(a);
+}
+
+/* A full table adds nothing and says so; a flush makes room. */
+static void test_aggregates_full(void **state)
+{
+    struct redis_agg *a;
+    struct egr_err err;
+    assert_int_equal(redis_agg_new(64, &a, &err), EGR_OK);
+    struct flow_record r;
+    flow(&r);
+    int added = 0;
+    for (int i = 0; i < 100; i++) {
+        snprintf(r.enrich.dest_name, sizeof(r.enrich.dest_name), "d%03d.example", i);
+        if (!redis_agg_add(a, &r))
+            break;
+        added++;
+    }
+    assert_true(added > 1 && added < 100);
+    uint32_t n = redis_agg_count(a);
+    assert_int_equal(redis_agg_add(a, &r), 0);
+    assert_int_equal(redis_agg_count(a), n);
+    struct collected col;
+    flush_all(a, &col);
+    unsigned zincr = 0;
+    for (unsigned i = 0; i < col.n; i++)
+        zincr += !strncmp(col.cmd[i], "ZINCRBY|", 8);
+    assert_int_equal(zincr, (unsigned)added);
+    collected_free(&col);
+    assert_int_equal(redis_agg_add(a, &r), 1);
+    redis_agg_free(a);
 }
 
 static void test_alert(void **state)
@@ -457,6 +658,8 @@ int main(void)
         cmocka_unit_test(test_flow_entry),
         cmocka_unit_test(test_hostile_bytes),
         cmocka_unit_test(test_aggregates),
+        cmocka_unit_test(test_aggregates_split),
+        cmocka_unit_test(test_aggregates_full),
         cmocka_unit_test(test_alert),
         cmocka_unit_test(test_heartbeat),
         cmocka_unit_test(test_decoder_refuses_damage),
