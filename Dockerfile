@@ -1,13 +1,25 @@
 # egressd container image: Debian 12, built in one stage, run from a slim one.
 #
 #   docker build -t egressd .
+#
+# Replay a capture (no privileges needed):
 #   docker run --rm -v "$PWD:/data" egressd -r /data/capture.pcap --json /data/eve.json
+#
+# Watch an interface of the host (a mirror port, or the host's own uplink):
+#   docker run -d --name egressd --network host \
+#     --cap-drop ALL --cap-add NET_RAW --cap-add NET_ADMIN \
+#     -v /var/log/egressd:/var/log/egressd -v /var/lib/egressd/spool:/var/lib/egressd/spool \
+#     egressd -c /etc/egressd/edge-sidecar.yaml -i eth1 --metrics 127.0.0.1:9100
+#
+# With Redis and the dashboard: docker-compose.yml. More: docs/deployment.md.
 #
 # The build stage installs its packages with the same script as the README
 # (scripts/deps.sh). The runtime stage holds only the shared libraries, the
-# binary, the shipped configurations and the default GeoIP/ASN databases,
-# and runs as an unprivileged user. Live capture (NET_RAW/NET_ADMIN) and a
-# health check come with the live-capture work.
+# programs, the shipped configurations, the dashboard's page and the default
+# GeoIP/ASN databases, and runs as the unprivileged user egressd: the binary
+# carries CAP_NET_RAW and CAP_NET_ADMIN as file capabilities, which take
+# effect only when the container is given them (--cap-add), and egressd
+# gives them up once its captures are open.
 
 FROM debian:12 AS build
 WORKDIR /src
@@ -15,18 +27,25 @@ COPY . .
 RUN scripts/deps.sh \
  && apt-get install -y -qq --no-install-recommends npm libmaxmind-db-writer-perl \
  && cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DEGRESSD_TESTS=OFF \
- && cmake --build /build -j"$(nproc)" --target egressd \
+ && cmake --build /build -j"$(nproc)" \
  && EGRESSD_GEOIP_DIR=/geoip scripts/geoip-db.sh /geoip
 
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libpcap0.8 libndpi4.2 libmaxminddb0 \
-      libhiredis0.14 libevent-2.1-7 libyaml-0-2 libgcrypt20 \
+      libhiredis0.14 libevent-2.1-7 libyaml-0-2 libgcrypt20 libcap2-bin \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --no-create-home --shell /usr/sbin/nologin egressd
-COPY --from=build /build/egressd /usr/local/bin/egressd
+ && useradd --system --no-create-home --shell /usr/sbin/nologin egressd \
+ && install -d -o egressd -g egressd /var/log/egressd /var/lib/egressd/spool
+COPY --from=build /build/egressd /build/egressd-dashboard /usr/local/bin/
 COPY --from=build /geoip /var/lib/egressd/geoip
+COPY dashboards /usr/local/share/egressd/dashboards
 COPY sensors /etc/egressd
+RUN setcap cap_net_raw,cap_net_admin+ep /usr/local/bin/egressd \
+ && apt-get purge -y libcap2-bin && apt-get autoremove -y
 USER egressd
+# /healthz of --metrics (bash's /dev/tcp: no HTTP client in the image).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
+  CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${EGRESSD_METRICS_PORT:-9100} && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 ENTRYPOINT ["/usr/local/bin/egressd"]
 CMD ["--help"]

@@ -14,7 +14,7 @@ if [[ "${1:-}" == "--test" ]]; then
   # ndpiReader (libndpi-bin), tshark, mmdb-bin and redis-server as real peers
   # and references; python3 drives end-to-end checks.
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev libndpi-bin tshark mmdb-bin
-         redis-server python3 tcpreplay libmaxmind-db-writer-perl)
+         redis-server python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd)
 fi
 
 missing=()

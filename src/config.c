@@ -62,6 +62,7 @@ const struct config_key config_keys[] = {
     {"community_id.seed", CONFIG_UINT, 0, UINT16_MAX, FIELD(flow.cid.seed), NULL},
     {"community_id.base64", CONFIG_BOOL, 0, 1, FIELD(flow.cid.base64), NULL},
     {"output.json", CONFIG_STRING, 0, 0, FIELD(json_path), NULL},
+    {"output.append", CONFIG_BOOL, 0, 1, FIELD(json_append), NULL},
     {"geoip.country_db", CONFIG_STRING, 0, 0, FIELD(geo.country_db), NULL},
     {"geoip.asn_db", CONFIG_STRING, 0, 0, FIELD(geo.asn_db), NULL},
     {"geoip.cache_size", CONFIG_UINT, 0, GEO_CACHE_MAX, FIELD(geo.cache_size), NULL},

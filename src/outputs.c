@@ -41,7 +41,7 @@ int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *js
         if (rc != EGR_OK)
             return rc;
     }
-    int rc = sink_json_open(json_path, &o->sinks[o->n], err);
+    int rc = sink_json_open(json_path, cfg && cfg->json_append, &o->sinks[o->n], err);
     if (rc != EGR_OK) {
         if (redis.ops)
             redis.ops->close(redis.self);
@@ -125,6 +125,17 @@ int outputs_finish(struct outputs *o, const struct run_stats *st)
     }
     o->n = 0;
     return o->failed ? EGR_EIO : EGR_OK;
+}
+
+int outputs_reopen(struct outputs *o, struct egr_err *err)
+{
+    int rc = EGR_OK;
+    for (unsigned i = 0; i < o->n; i++) {
+        struct sink *s = &o->sinks[i];
+        if (s->ops->reopen && s->ops->reopen(s->self, err) != EGR_OK)
+            rc = EGR_EIO;
+    }
+    return rc;
 }
 
 const char *outputs_error(const struct outputs *o)

@@ -134,6 +134,14 @@ static void save_baseline(struct sensor *s)
         fprintf(stderr, "egressd: baseline not saved: %s\n", e.msg);
 }
 
+int sensor_reopen(struct sensor *s, struct egr_err *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = outputs_reopen(&s->out, err);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 void sensor_progress(struct sensor *s, const struct run_stats *st)
 {
     pthread_mutex_lock(&s->lock);

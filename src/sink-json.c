@@ -2,7 +2,9 @@
  * standard output (see include/egressd/sink.h, docs/eve-format.md).
  *
  * The file is created or truncated at open, so one run gives one file and
- * replaying the same input gives byte-identical output. Writes go through
+ * replaying the same input gives byte-identical output; a live sensor
+ * appends instead (output.append) and reopens the file by name on SIGHUP,
+ * so logrotate can move it away. Writes go through
  * stdio with a 1 MiB buffer: a record is formatted into a reused jbuf and
  * handed to fwrite, so there is no allocation per record once the jbuf has
  * grown to the largest record. "-" writes to a duplicate of descriptor 1,
@@ -32,6 +34,7 @@ struct sink_json {
     FILE *fp;
     char *iobuf;
     char *name;       /* path as given, "stdout" for "-" */
+    int is_file;
     struct jbuf jb;
     int failed;       /* sticky error code, EGR_OK while healthy */
     char errmsg[EGR_ERR_MAX];
@@ -124,6 +127,25 @@ static const char *sj_error(void *self)
     return sj->failed ? sj->errmsg : "";
 }
 
+static int sj_reopen(void *self, struct egr_err *err)
+{
+    struct sink_json *sj = self;
+    if (!sj->is_file)
+        return EGR_OK;
+    /* Everything buffered belongs to the old file. */
+    int rc = sj_flush(sj);
+    if (rc != EGR_OK)
+        return egr_fail(err, rc, "%s", sj->errmsg);
+    FILE *fp = fopen(sj->name, "a");
+    if (!fp)
+        return egr_fail(err, EGR_EIO, "%s: cannot reopen: %s (writing on to the old file)",
+                        sj->name, strerror(errno));
+    fclose(sj->fp);
+    sj->fp = fp;
+    setvbuf(sj->fp, sj->iobuf, _IOFBF, SINK_JSON_IOBUF);
+    return EGR_OK;
+}
+
 static const struct sink_ops sink_json_ops = {
     .name = "json",
     .flow = sj_flow,
@@ -132,9 +154,10 @@ static const struct sink_ops sink_json_ops = {
     .flush = sj_flush,
     .close = sj_close,
     .error = sj_error,
+    .reopen = sj_reopen,
 };
 
-int sink_json_open(const char *path, struct sink *out, struct egr_err *err)
+int sink_json_open(const char *path, int append, struct sink *out, struct egr_err *err)
 {
     int to_stdout = strcmp(path, "-") == 0;
     struct sink_json *sj = calloc(1, sizeof(*sj));
@@ -157,11 +180,12 @@ int sink_json_open(const char *path, struct sink *out, struct egr_err *err)
             sj_free(sj);
             return egr_fail(err, EGR_EIO, "stdout: cannot open for writing: %s", strerror(e));
         }
-    } else if (!(sj->fp = fopen(path, "w"))) {
+    } else if (!(sj->fp = fopen(path, append ? "a" : "w"))) {
         int e = errno;
         sj_free(sj);
         return egr_fail(err, EGR_EIO, "%s: cannot open for writing: %s", path, strerror(e));
     }
+    sj->is_file = !to_stdout;
     setvbuf(sj->fp, sj->iobuf, _IOFBF, SINK_JSON_IOBUF);
 
     out->ops = &sink_json_ops;

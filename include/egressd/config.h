@@ -19,6 +19,7 @@ struct egr_config {
     struct flow_config flow;         /* flow: */
     struct classify_config classify; /* classify: */
     char json_path[1024];            /* output.json ("" = none) */
+    int json_append;                 /* output.append */
     struct geo_config geo;           /* geoip: */
     uint32_t names_max;              /* passive_dns.max_entries */
     uint32_t names_min_ttl;          /* passive_dns.min_ttl (s) */

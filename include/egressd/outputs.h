@@ -39,6 +39,10 @@ void outputs_stats(struct outputs *o, const struct run_stats *st);
  * schedule (the Redis heartbeat). Writes nothing. */
 void outputs_progress(struct outputs *o, const struct run_stats *st);
 
+/* Reopens output files by name (SIGHUP, after logrotate). EGR_OK, or an
+ * error in err with the old files still in use. */
+int outputs_reopen(struct outputs *o, struct egr_err *err);
+
 /* Lets sinks with background work (network writes) make progress without
  * blocking. Called between packets; cheap when there is nothing to do. */
 void outputs_poll(struct outputs *o);

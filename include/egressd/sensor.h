@@ -41,6 +41,10 @@ void sensor_progress(struct sensor *s, const struct run_stats *st);
  * the workers is untouched. Control thread. */
 int sensor_reload(struct sensor *s, const struct egr_config *cfg, struct egr_err *err);
 
+/* Reopens the output files by name (SIGHUP, after logrotate). On failure
+ * the old files stay in use and err says why. Control thread. */
+int sensor_reopen(struct sensor *s, struct egr_err *err);
+
 /* Adds the sensor's own counters (alerts, ...) into *st. */
 void sensor_stats(struct sensor *s, struct run_stats *st);
 

@@ -70,6 +70,9 @@ struct sink_ops {
     /* One line saying why the last call failed ("PATH: write: No space
      * left on device"), or "" if none failed. */
     const char *(*error)(void *self);
+    /* Optional (NULL: nothing to do): reopen output files by name, after
+     * logrotate moved them. On failure the old file stays in use. */
+    int (*reopen)(void *self, struct egr_err *err);
 };
 
 struct sink {
@@ -77,7 +80,9 @@ struct sink {
     void *self;
 };
 
-/* EVE-style JSON lines to `path` ("-" = stdout). */
-int sink_json_open(const char *path, struct sink *out, struct egr_err *err);
+/* EVE-style JSON lines to `path` ("-" = stdout), truncated at open, or
+ * appended to when `append` (a long-running sensor keeps its history across
+ * restarts). */
+int sink_json_open(const char *path, int append, struct sink *out, struct egr_err *err);
 
 #endif

@@ -82,7 +82,7 @@ static void test_file_lines(void **state)
 
     struct sink s;
     struct egr_err err = {""};
-    assert_int_equal(sink_json_open(path, &s, &err), EGR_OK);
+    assert_int_equal(sink_json_open(path, 0, &s, &err), EGR_OK);
     assert_string_equal(s.ops->name, "json");
     assert_string_equal(s.ops->error(s.self), "");
 
@@ -116,6 +116,59 @@ static void test_file_lines(void **state)
     unlink(path);
 }
 
+/* Append mode keeps what the file held; reopen after a rename (what
+ * logrotate does) sends later lines to a new file of the same name, none
+ * lost; a reopen that cannot open keeps writing to the old file. */
+static void test_append_and_reopen(void **state)
+{
+    (void)state;
+    char path[256], moved[300];
+    assert_int_equal(jc_write_temp("old content\n", 12, path, sizeof(path)), 0);
+    snprintf(moved, sizeof(moved), "%s.1", path);
+
+    struct sink s;
+    struct egr_err err = {""};
+    assert_int_equal(sink_json_open(path, 1, &s, &err), EGR_OK);
+    struct flow_record r;
+    record(&r, 7);
+    assert_int_equal(s.ops->flow(s.self, &r), EGR_OK);
+    assert_int_equal(rename(path, moved), 0);
+    assert_non_null(s.ops->reopen);
+    assert_int_equal(s.ops->reopen(s.self, &err), EGR_OK);
+    record(&r, 8);
+    assert_int_equal(s.ops->flow(s.self, &r), EGR_OK);
+    assert_int_equal(s.ops->flush(s.self), EGR_OK);
+
+    size_t len;
+    char *old = slurp(moved, &len);
+    assert_true(len > 12 && !memcmp(old, "old content\n", 12));
+    assert_int_equal(jc_check_text(old + 12, len - 12, "lines",
+                                   "[e[\"flow_id\"] for e in d] == [7]"), 0);
+    free(old);
+    char *cur = slurp(path, &len);
+    assert_int_equal(jc_check_text(cur, len, "lines", "[e[\"flow_id\"] for e in d] == [8]"), 0);
+    free(cur);
+
+    /* The directory goes away: reopen fails, the old file stays in use. */
+    char dir[] = "/tmp/egressd-reopen-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char inner[300];
+    snprintf(inner, sizeof(inner), "%s/eve.json", dir);
+    struct sink t;
+    assert_int_equal(sink_json_open(inner, 1, &t, &err), EGR_OK);
+    assert_int_equal(unlink(inner), 0);
+    assert_int_equal(rmdir(dir), 0);
+    err.msg[0] = '\0';
+    assert_int_not_equal(t.ops->reopen(t.self, &err), EGR_OK);
+    assert_non_null(strstr(err.msg, "cannot reopen"));
+    assert_int_equal(t.ops->flow(t.self, &r), EGR_OK);
+    assert_int_equal(t.ops->flush(t.self), EGR_OK);
+    t.ops->close(t.self);
+    s.ops->close(s.self);
+    unlink(path);
+    unlink(moved);
+}
+
 static void test_stdout(void **state)
 {
     (void)state;
@@ -130,7 +183,7 @@ static void test_stdout(void **state)
 
     struct sink s;
     struct egr_err err = {""};
-    int rc = sink_json_open("-", &s, &err);
+    int rc = sink_json_open("-", 0, &s, &err);
     struct flow_record r;
     record(&r, 7);
     int frc = rc == EGR_OK ? s.ops->flow(s.self, &r) : rc;
@@ -164,14 +217,14 @@ static void test_open_error(void **state)
     (void)state;
     struct sink s = {NULL, NULL};
     struct egr_err err = {""};
-    assert_int_equal(sink_json_open("/nonexistent-dir/eve.json", &s, &err), EGR_EIO);
+    assert_int_equal(sink_json_open("/nonexistent-dir/eve.json", 0, &s, &err), EGR_EIO);
     assert_string_equal(err.msg,
                         "/nonexistent-dir/eve.json: cannot open for writing: No such file or directory");
     assert_null(strchr(err.msg, '\n'));
     assert_null(s.self);
 
     /* a directory */
-    assert_int_equal(sink_json_open("/", &s, &err), EGR_EIO);
+    assert_int_equal(sink_json_open("/", 0, &s, &err), EGR_EIO);
     assert_string_equal(err.msg, "/: cannot open for writing: Is a directory");
 }
 
@@ -184,7 +237,7 @@ static void test_disk_full(void **state)
         fail_msg("/dev/full is needed for this test");
     struct sink s;
     struct egr_err err = {""};
-    assert_int_equal(sink_json_open("/dev/full", &s, &err), EGR_OK);
+    assert_int_equal(sink_json_open("/dev/full", 0, &s, &err), EGR_OK);
     const char *want_msg = "/dev/full: write: No space left on device";
 
     /* Small: the error shows at flush. */
@@ -203,7 +256,7 @@ static void test_disk_full(void **state)
     s.ops->close(s.self);
 
     /* Large: the buffer fills and a record write itself fails. */
-    assert_int_equal(sink_json_open("/dev/full", &s, &err), EGR_OK);
+    assert_int_equal(sink_json_open("/dev/full", 0, &s, &err), EGR_OK);
     int rc = EGR_OK, i;
     for (i = 0; i < 100000 && rc == EGR_OK; i++)
         rc = s.ops->flow(s.self, &r);
@@ -217,6 +270,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_file_lines),
+        cmocka_unit_test(test_append_and_reopen),
         cmocka_unit_test(test_stdout),
         cmocka_unit_test(test_open_error),
         cmocka_unit_test(test_disk_full),

@@ -1,0 +1,68 @@
+"""The deployment files: the systemd unit passes `systemd-analyze verify`
+without a warning and keeps systemd's own exposure score low, its
+ExecStartPre check passes on the shipped datacenter profile, and the
+compose file's services use images, capabilities and files that exist."""
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+
+import yaml
+
+from egrtest import BIN, SRC, Checker
+
+c = Checker("test_deploy_files")
+tmp = tempfile.mkdtemp()
+unit_src = os.path.join(SRC, "sensors", "systemd", "egressd@.service")
+with open(unit_src) as f:
+    unit = f.read()
+
+if not shutil.which("systemd-analyze"):
+    c.check(False, "systemd-analyze is not installed (Debian: systemd); the unit cannot be checked")
+else:
+    # The unit as installed, with the binary where this build has it.
+    local = os.path.join(tmp, "egressd@.service")
+    with open(local, "w") as f:
+        f.write(unit.replace("/usr/local/bin/egressd", BIN))
+    p = subprocess.run(["systemd-analyze", "verify", local], capture_output=True, text=True)
+    c.check(p.returncode == 0 and p.stderr.strip() == "", f"systemd-analyze verify: rc={p.returncode} {p.stderr!r}")
+    p = subprocess.run(["systemd-analyze", "security", "--offline=yes", local], capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", p.stdout + p.stderr)
+    c.check(m is not None and float(m.group(1)) <= 3.0,
+            f"systemd-analyze security: exposure {m and m.group(1)} (want <= 3.0): {(p.stdout + p.stderr)[-300:]!r}")
+    for need in ("CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN", "NoNewPrivileges=yes", "ProtectSystem=strict",
+                 "ExecReload=/bin/kill -HUP $MAINPID", "-u egressd"):
+        c.check(need in unit, f"unit: {need!r} missing")
+
+# ExecStartPre, run as written against the datacenter profile.
+pre = re.search(r"^ExecStartPre=(.*)$", unit, re.M).group(1).split()
+pre = [BIN if a == "/usr/local/bin/egressd" else a for a in pre]
+pre = [os.path.join(SRC, "sensors", "span-datacenter.yaml") if a == "/etc/egressd/egressd.yaml" else a for a in pre]
+p = subprocess.run(pre, capture_output=True, text=True)
+c.check(p.returncode == 0 and "configuration OK" in p.stdout, f"ExecStartPre: {p.returncode} {p.stderr!r}")
+
+# The compose file: parses, every service has an image, the sensor has only
+# the two capabilities it needs, and its configuration file exists.
+with open(os.path.join(SRC, "docker-compose.yml")) as f:
+    compose = yaml.safe_load(f)
+svc = compose.get("services", {})
+c.check({"redis", "egressd", "dashboard"} <= set(svc), f"compose services: {sorted(svc)}")
+e = svc.get("egressd", {})
+c.check(e.get("cap_drop") == ["ALL"] and sorted(e.get("cap_add", [])) == ["NET_ADMIN", "NET_RAW"],
+        f"compose: egressd capabilities {e.get('cap_drop')} {e.get('cap_add')}")
+cmd = e.get("command", [])
+cfg = cmd[cmd.index("-c") + 1] if "-c" in cmd else ""
+c.check(cfg.startswith("/etc/egressd/") and os.path.exists(os.path.join(SRC, "sensors", cfg[len("/etc/egressd/"):])),
+        f"compose: egressd config {cfg!r} is not a shipped profile")
+c.check(svc.get("dashboard", {}).get("cap_drop") == ["ALL"] and not svc.get("dashboard", {}).get("cap_add"),
+        "compose: the dashboard needs no capability")
+
+with open(os.path.join(SRC, "Dockerfile")) as f:
+    dockerfile = f.read()
+c.check(re.search(r"^USER egressd$", dockerfile, re.M) is not None, "Dockerfile: runs as egressd")
+c.check("HEALTHCHECK" in dockerfile and "/healthz" in dockerfile, "Dockerfile: HEALTHCHECK on /healthz")
+c.check("scripts/deps.sh" in dockerfile, "Dockerfile: installs with scripts/deps.sh")
+
+shutil.rmtree(tmp, ignore_errors=True)
+c.done()
