@@ -37,7 +37,7 @@ int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *js
      * file of an earlier run. */
     struct sink redis = {NULL, NULL};
     if (cfg && cfg->redis.url[0]) {
-        int rc = sink_redis_open(&cfg->redis, NULL, source, log_stderr, NULL, &redis, err);
+        int rc = sink_redis_open(&cfg->redis, source, log_stderr, NULL, &redis, err);
         if (rc != EGR_OK)
             return rc;
     }

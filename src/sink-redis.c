@@ -39,13 +39,22 @@
  * reach Redis. With a named spool, what is left is written to it and the
  * next run with the same spool delivers it first.
  *
- * Aggregates (redis-agg.h) do not travel with their records: they are
- * summed in a fixed table and written every AGG_FLUSH_MS (or when the table
- * fills) as plain pipelined commands. While Redis is unavailable the table
- * keeps summing; if it fills then, the aggregates of further records are
- * not counted (counted and logged). A batch in flight when the connection
- * drops is not sent again (an increment may or may not have been applied):
- * aggregates are for dashboards, the streams are the record of truth.
+ * Threads: the sink runs its own I/O thread, which owns the event base,
+ * the connection, the memory queue and the spool; nothing above runs on
+ * the caller's thread. flow()/alert() only format the record's commands
+ * and hand them over through a locked inbox (woken through an eventfd when
+ * it was empty), so the packet path pays for formatting and a lock, never
+ * for the protocol, replies or the disk. Requests (heartbeat, drain, stop)
+ * go the same way and drain/close wait for the thread's answer; counters
+ * are published by the thread under the same lock.
+ *
+ * Aggregates (redis-agg.h) do not travel with their records: the caller's
+ * side sums them in a fixed table and hands the sums over as batches every
+ * AGG_FLUSH_MS or when the table fills. A batch waits in the memory queue
+ * (never the spool); if the queue is full it is dropped and counted. A
+ * batch in flight when the connection drops is sent again like a record (an
+ * increment may then count twice): aggregates are for dashboards, the
+ * streams are the record of truth.
  *
  * Logging: one line per change of state (connected, lost, refused,
  * spooling, dropping), through the callback given at open, at most
@@ -62,11 +71,13 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +98,8 @@
 #define KEY_SHOW_MAX 80
 #define AGG_FLUSH_MS 1000u
 #define AGG_MAX_ENTRIES 32768u /* distinct sums between flushes: ~3.5 MB */
+#define INBOX_SLACK 1024u      /* records the inbox holds beyond the memory queue's bound */
+#define AGG_MEM_MAX (64u << 20) /* aggregate batches waiting in memory */
 
 void sink_redis_config_defaults(struct sink_redis_config *c)
 {
@@ -129,9 +142,30 @@ struct sink_redis {
 
     struct event_base *base;
     int own_base;
-    struct event *ev_flush, *ev_reconnect, *ev_retry, *ev_watchdog, *ev_heartbeat, *ev_agg;
+    struct event *ev_flush, *ev_reconnect, *ev_retry, *ev_watchdog, *ev_heartbeat, *ev_wake,
+        *ev_inbox;
+
+    /* The caller's side (any thread, under mx). */
+    pthread_mutex_t mx;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int thread_started;
+    int wake_fd;             /* eventfd: the inbox or a request needs the thread */
+    struct rrec *in_head, *in_tail;
+    uint64_t in_count, in_bytes;
+    uint64_t in_records;     /* records handed over (not yet counted by the thread) */
+    uint64_t in_dropped;     /* of those, dropped at the inbox (the thread was behind) */
+    uint64_t in_agg_lost;    /* aggregate commands lost at the inbox */
+    struct rcmd_buf front_rb, agg_rb;
+    struct jbuf front_jb;
     struct redis_agg *agg;   /* NULL when aggregates are off */
-    struct rcmd_buf agg_rb;
+    uint64_t agg_flushed_us;
+    int req_heartbeat, req_drain, req_stop, drain_done, drain_rc;
+    int ready;               /* published: Redis takes writes now */
+    uint64_t agg_skipped;    /* records not aggregated: table full while Redis was unavailable */
+    int agg_full_noted;
+    uint64_t hb_packets, hb_bytes, hb_drops, hb_active;
+    struct redis_stats snap; /* published by the thread */
 
     redisAsyncContext *ac;
     enum conn_state state;
@@ -171,11 +205,9 @@ struct sink_redis {
     struct redis_stats st;
     uint64_t agg_refused;    /* aggregate commands refused by Redis */
     uint64_t agg_unsent;     /* aggregate commands lost with a connection, or sums left at the end */
-    uint64_t agg_skipped;    /* records not aggregated: table full while Redis was unavailable */
     uint64_t mem_agg;        /* aggregate batches in the memory queue */
-    int agg_full_logged;
+    uint64_t mem_agg_bytes;
     uint64_t start_us;       /* wall clock */
-    uint64_t hb_packets, hb_bytes, hb_drops, hb_active;
     char source[256];
 
     char last_error[256];
@@ -279,11 +311,14 @@ static uint64_t full_mask(unsigned ncmd)
     return ncmd >= 64 ? UINT64_MAX : (1ull << ncmd) - 1;
 }
 
+/* Room for a record: aggregate batches do not count against the bounds
+ * (they have their own, AGG_MEM_MAX). */
 static int mem_fits(const struct sink_redis *s, uint32_t len)
 {
-    if (s->mem_count == 0)
+    uint64_t count = s->mem_count - s->mem_agg, bytes = s->mem_bytes - s->mem_agg_bytes;
+    if (count == 0)
         return 1; /* a record larger than the whole bound still gets through alone */
-    return s->mem_count < s->cfg.queue_max_records && s->mem_bytes + len <= s->cfg.queue_max_bytes;
+    return count < s->cfg.queue_max_records && bytes + len <= s->cfg.queue_max_bytes;
 }
 
 static struct rrec *rrec_new(const void *data, uint32_t len)
@@ -321,8 +356,10 @@ static void mem_append(struct sink_redis *s, struct rrec *r)
 
 static void mem_remove(struct sink_redis *s, struct rrec *r)
 {
-    if (r->kind == RCMD_AGG)
+    if (r->kind == RCMD_AGG) {
         s->mem_agg--;
+        s->mem_agg_bytes -= r->len;
+    }
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -679,15 +716,19 @@ static void send_heartbeat(struct sink_redis *s)
 {
     if (!usable(s))
         return;
+    pthread_mutex_lock(&s->mx);
+    uint64_t packets = s->hb_packets, bytes = s->hb_bytes, drops = s->hb_drops,
+             active = s->hb_active;
+    pthread_mutex_unlock(&s->mx);
     struct redis_heartbeat hb = {
         .version = EGRESSD_VERSION,
         .source = s->source,
         .start_us = s->start_us,
         .now_us = wall_us(),
-        .packets = s->hb_packets,
-        .bytes = s->hb_bytes,
-        .drops = s->hb_drops,
-        .active_flows = s->hb_active,
+        .packets = packets,
+        .bytes = bytes,
+        .drops = drops,
+        .active_flows = active,
         .queue_depth = waiting(s),
         .sent = s->st.sent,
         .queued = s->st.queued,
@@ -717,55 +758,44 @@ static void send_heartbeat(struct sink_redis *s)
 
 /* ---- aggregates ---------------------------------------------------------- */
 
-/* An aggregate batch waits in the memory queue like a record (so it is sent
- * again after a transient refusal or a lost connection) but is no record:
- * it is not counted in the record counters and never spooled. */
-static void enqueue_agg(void *arg, struct rcmd_buf *b)
+/* Caller's side, under mx: the waiting sums become batches in the inbox. */
+static void inbox_push(struct sink_redis *s, struct rrec *r);
+
+static void agg_batch(void *arg, struct rcmd_buf *b)
 {
     struct sink_redis *s = arg;
     struct rrec *r = rcmd_ok(b) ? rrec_new(b->buf, (uint32_t)b->len) : NULL;
     if (!r) {
-        s->agg_unsent += b->ncmd;
+        s->in_agg_lost += b->ncmd;
         return;
     }
-    mem_append(s, r);
-    s->mem_agg++;
+    inbox_push(s, r);
 }
 
-/* Hands the summed aggregates to the queue if Redis takes writes and the
- * previous batch is through (or the table is full). 1 if the table is
- * empty afterwards. */
-static int agg_flush(struct sink_redis *s, int full)
+static void agg_flush_locked(struct sink_redis *s)
 {
-    if (!s->agg || redis_agg_count(s->agg) == 0)
-        return 1;
-    if (!usable(s) || s->stalled || (s->mem_agg > 0 && !full))
-        return 0;
-    redis_agg_flush(s->agg, &s->schema, &s->agg_rb, enqueue_agg, s);
-    s->agg_full_logged = 0;
-    send_some(s);
-    return 1;
+    if (s->agg && redis_agg_count(s->agg) > 0)
+        redis_agg_flush(s->agg, &s->schema, &s->agg_rb, agg_batch, s);
+    s->agg_flushed_us = mono_us();
 }
 
+/* Caller's side, under mx. While Redis does not take writes the sums stay
+ * here and keep growing; if the table fills meanwhile, further records are
+ * not counted (reported at the end). */
 static void agg_record(struct sink_redis *s, const struct flow_record *rec)
 {
     if (!s->agg || !redis_schema_counts_as_egress(rec))
         return;
-    if (redis_agg_add(s->agg, rec))
-        return;
-    if (agg_flush(s, 1) && redis_agg_add(s->agg, rec))
-        return;
-    s->agg_skipped++;
-    if (!s->agg_full_logged) {
-        s->agg_full_logged = 1;
-        say(s, "aggregate table full (%u sums) while %s is unavailable: aggregates of further "
-            "records are not counted until it is back", AGG_MAX_ENTRIES, s->ep.shown);
+    if (!redis_agg_add(s->agg, rec)) {
+        if (!s->ready) {
+            s->agg_skipped++;
+            return;
+        }
+        agg_flush_locked(s); /* full: the sums go now */
+        redis_agg_add(s->agg, rec); /* cannot fail on an empty table */
     }
-}
-
-static void on_agg_timer(evutil_socket_t fd, short what, void *arg)
-{
-    agg_flush(arg, 0);
+    if (s->ready && mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
+        agg_flush_locked(s);
 }
 
 /* ---- replies -------------------------------------------------------------- */
@@ -1048,27 +1078,22 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 /* ---- enqueue -------------------------------------------------------------- */
 
-static void enqueue(struct sink_redis *s)
+/* I/O thread: a record from the inbox goes to the memory queue, else the
+ * spool, else it is dropped (counted). r is consumed. */
+static void enqueue(struct sink_redis *s, struct rrec *r)
 {
     s->st.records++;
-    if (!rcmd_ok(&s->rb)) {
-        s->st.dropped++;
-        set_error(s, "out of memory formatting a record");
-        return;
-    }
-    uint32_t len = (uint32_t)s->rb.len;
+    uint32_t len = r->len;
     if ((!s->spool || spool_count(s->spool) == 0) && mem_fits(s, len)) {
-        struct rrec *r = rrec_new(s->rb.buf, len);
-        if (r) {
-            mem_append(s, r);
-            s->st.queued++;
-            goto queued;
-        }
+        mem_append(s, r);
+        s->st.queued++;
+        goto queued;
     }
     if (s->spool) {
         struct egr_err e = {""};
-        int rc = spool_push(s->spool, s->rb.buf, len, &e);
+        int rc = spool_push(s->spool, r->data, len, &e);
         if (rc == EGR_OK) {
+            free(r);
             s->st.spooled++;
             if (!s->spilling) {
                 s->spilling = 1;
@@ -1088,6 +1113,7 @@ static void enqueue(struct sink_redis *s)
     } else if (!s->dropping) {
         say(s, "memory queue full and no spool: dropping records");
     }
+    free(r);
     if (!s->dropping) {
         s->dropping = 1;
         s->drop_mark = s->st.dropped;
@@ -1100,10 +1126,158 @@ queued:
         say(s, "taking records again (%" PRIu64 " dropped while full)",
             s->st.dropped - s->drop_mark);
     }
+}
+
+/* I/O thread: an aggregate batch waits in memory only. */
+static void enqueue_agg(struct sink_redis *s, struct rrec *r)
+{
+    if (s->mem_agg_bytes + r->len > AGG_MEM_MAX) {
+        s->agg_unsent += r->ncmd;
+        free(r);
+        return;
+    }
+    mem_append(s, r);
+    s->mem_agg++;
+    s->mem_agg_bytes += r->len;
+}
+
+/* ---- the I/O thread ------------------------------------------------------ */
+
+static void wake(struct sink_redis *s)
+{
+    uint64_t one = 1;
+    ssize_t n = write(s->wake_fd, &one, sizeof(one));
+    (void)n; /* EAGAIN: the counter is already non-zero, the thread will wake */
+}
+
+/* Caller's side, under mx. The thread is woken once a batch has gathered
+ * (redis.batch_records); what gathers slower is taken by its flush_ms
+ * timer. A wake per record would cost two context switches per record. */
+static void inbox_push(struct sink_redis *s, struct rrec *r)
+{
+    r->next = NULL;
+    if (s->in_tail)
+        s->in_tail->next = r;
+    else
+        s->in_head = r;
+    s->in_tail = r;
+    s->in_count++;
+    s->in_bytes += r->len;
+    if (s->in_count == s->cfg.batch_records)
+        wake(s);
+}
+
+/* Caller's side: a formatted record (front_rb) into the inbox, unless the
+ * thread is so far behind that the inbox is over its bound. */
+static void hand_over(struct sink_redis *s)
+{
+    struct rrec *r = rcmd_ok(&s->front_rb) ? rrec_new(s->front_rb.buf, (uint32_t)s->front_rb.len)
+                                           : NULL;
+    s->in_records++;
+    if (!r || s->in_count >= (uint64_t)s->cfg.queue_max_records + INBOX_SLACK ||
+        s->in_bytes + (r ? r->len : 0) > s->cfg.queue_max_bytes + (uint64_t)INBOX_SLACK * 4096u) {
+        s->in_dropped++;
+        free(r);
+        return;
+    }
+    inbox_push(s, r);
+}
+
+/* Publishes the counters for other threads. Under mx. */
+static void publish(struct sink_redis *s)
+{
+    s->snap = s->st;
+    s->snap.enabled = 1;
+    s->ready = usable(s) && !s->stalled && !s->finished;
+    if (!s->ready && s->agg_skipped && !s->agg_full_noted) {
+        s->agg_full_noted = 1;
+        say(s, "aggregate table full while %s does not take writes: the aggregates of further "
+            "records are not counted until it does", s->ep.shown);
+    }
+    if (s->ready)
+        s->agg_full_noted = 0;
+}
+
+/* The eventfd, or the inbox timer (fd -1): the loop around takes the
+ * inbox after every event. */
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    uint64_t v;
+    if (fd >= 0) {
+        ssize_t n = read(fd, &v, sizeof(v));
+        (void)n;
+    }
+}
+
+/* Takes what the callers handed over. Returns the requests seen. */
+static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *stop)
+{
+    pthread_mutex_lock(&s->mx);
+    struct rrec *r = s->in_head;
+    s->in_head = s->in_tail = NULL;
+    s->in_count = s->in_bytes = 0;
+    /* enqueue() counts the records it takes; those the inbox dropped are
+     * counted here. */
+    uint64_t lost = s->in_dropped;
+    s->st.records += lost;
+    s->st.dropped += lost;
+    s->in_records = s->in_dropped = 0;
+    s->agg_unsent += s->in_agg_lost;
+    s->in_agg_lost = 0;
+    *heartbeat = s->req_heartbeat;
+    *drain = s->req_drain && !s->drain_done;
+    *stop = s->req_stop;
+    s->req_heartbeat = 0;
+    pthread_mutex_unlock(&s->mx);
+
+    if (lost)
+        say(s, "the Redis thread fell behind: %" PRIu64 " records dropped at hand-over", lost);
+    while (r) {
+        struct rrec *next = r->next;
+        if (r->kind == RCMD_AGG)
+            enqueue_agg(s, r);
+        else
+            enqueue(s, r);
+        r = next;
+    }
     if (s->n_unsent >= s->cfg.batch_records)
         send_some(s);
     else if (s->n_unsent)
         arm_flush(s);
+}
+
+static int drain_now(struct sink_redis *s);
+
+static void *io_main(void *arg)
+{
+    struct sink_redis *s = arg;
+    int heartbeat, drain, stop;
+    for (;;) {
+        event_base_loop(s->base, EVLOOP_ONCE);
+        take_inbox(s, &heartbeat, &drain, &stop);
+        if (heartbeat)
+            send_heartbeat(s);
+        if (drain) {
+            int rc = drain_now(s);
+            pthread_mutex_lock(&s->mx);
+            publish(s);
+            s->drain_rc = rc;
+            s->drain_done = 1;
+            pthread_cond_broadcast(&s->cv);
+            pthread_mutex_unlock(&s->mx);
+        }
+        pthread_mutex_lock(&s->mx);
+        publish(s);
+        pthread_mutex_unlock(&s->mx);
+        if (stop)
+            break;
+    }
+    /* The last heartbeat: send what waits and give the replies a moment. */
+    send_some(s);
+    uint64_t until = mono_us() + FINAL_FLUSH_MS * 1000u;
+    while (usable(s) && s->inflight_plain > 0 && mono_us() < until)
+        event_base_loop(s->base, EVLOOP_ONCE);
+    return NULL;
 }
 
 /* ---- sink ops --------------------------------------------------------- */
@@ -1111,46 +1285,54 @@ queued:
 static int sr_flow(void *self, const struct flow_record *rec)
 {
     struct sink_redis *s = self;
-    redis_schema_flow(&s->schema, rec, &s->rb);
-    enqueue(s);
+    redis_schema_flow(&s->schema, rec, &s->front_rb);
+    pthread_mutex_lock(&s->mx);
+    hand_over(s);
     agg_record(s, rec);
+    pthread_mutex_unlock(&s->mx);
     return EGR_OK; /* the capture never stops for Redis */
 }
 
 static int sr_alert(void *self, const struct alert_record *a)
 {
     struct sink_redis *s = self;
-    redis_schema_alert(&s->schema, a, &s->jb, &s->rb);
-    enqueue(s);
+    redis_schema_alert(&s->schema, a, &s->front_jb, &s->front_rb);
+    pthread_mutex_lock(&s->mx);
+    hand_over(s);
+    pthread_mutex_unlock(&s->mx);
     return EGR_OK;
 }
 
 void sink_redis_progress(void *self, const struct run_stats *st)
 {
     struct sink_redis *s = self;
+    pthread_mutex_lock(&s->mx);
     s->hb_packets = st->packets;
     s->hb_bytes = st->bytes;
     s->hb_drops = st->drop_kernel + st->drop_ifdrop + st->drop_sensor;
     s->hb_active = st->flow.active;
+    pthread_mutex_unlock(&s->mx);
 }
 
 static int sr_stats(void *self, const struct run_stats *st)
 {
     struct sink_redis *s = self;
     sink_redis_progress(s, st);
-    send_heartbeat(s);
+    pthread_mutex_lock(&s->mx);
+    s->req_heartbeat = 1;
+    wake(s);
+    pthread_mutex_unlock(&s->mx);
     return EGR_OK;
 }
 
-/* Sends what waits and gives replies a moment (the final heartbeat). */
+/* The thread sends on its own; the last heartbeat is waited for at close. */
 static int sr_flush(void *self)
 {
     struct sink_redis *s = self;
-    send_some(s);
-    uint64_t until = mono_us() + FINAL_FLUSH_MS * 1000u;
-    while (usable(s) && s->inflight_plain > 0 && mono_us() < until)
-        event_base_loop(s->base, EVLOOP_ONCE);
-    return s->failed;
+    pthread_mutex_lock(&s->mx);
+    int failed = s->drain_done ? s->drain_rc : EGR_OK;
+    pthread_mutex_unlock(&s->mx);
+    return failed;
 }
 
 static const char *sr_error(void *self)
@@ -1202,31 +1384,31 @@ static uint64_t keep_for_next_run(struct sink_redis *s)
     return spool_count(s->spool);
 }
 
-int sink_redis_drain(void *self)
+/* I/O thread: the end of a run (see sink_redis_drain). */
+static int drain_now(struct sink_redis *s)
 {
-    struct sink_redis *s = self;
     uint64_t deadline = mono_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
+    int hb, dr, st;
+    take_inbox(s, &hb, &dr, &st);
     send_some(s);
-    int agg_done = agg_flush(s, 0);
-    while ((waiting(s) > 0 || !agg_done || s->mem_agg > 0) && mono_us() < deadline) {
+    while ((waiting(s) > 0 || s->mem_agg > 0) && mono_us() < deadline) {
         event_base_loop(s->base, EVLOOP_ONCE);
         send_some(s);
-        if (!agg_done)
-            agg_done = agg_flush(s, 0);
     }
     s->finished = 1;
     uint64_t left = undelivered_now(s);
     s->st.undelivered = left;
-    if (s->agg)
-        s->agg_unsent += redis_agg_count(s->agg);
     for (const struct rrec *r = s->head; r; r = r->next)
         if (r->kind == RCMD_AGG)
             s->agg_unsent += r->ncmd - (unsigned)__builtin_popcountll(r->done);
     /* When records are missing too, the summary below says so; aggregates
      * alone are worth a line of their own. */
-    if ((s->agg_unsent || s->agg_skipped) && left == 0 && s->st.dropped == 0)
+    pthread_mutex_lock(&s->mx);
+    uint64_t skipped = s->agg_skipped;
+    pthread_mutex_unlock(&s->mx);
+    if ((s->agg_unsent || skipped) && left == 0 && s->st.dropped == 0)
         say(s, "aggregates incomplete: %" PRIu64 " updates not written, %" PRIu64
-            " records not counted", s->agg_unsent, s->agg_skipped);
+            " records not counted", s->agg_unsent, skipped);
     if (s->agg_refused)
         say(s, "%" PRIu64 " aggregate updates were refused by Redis (not retried)", s->agg_refused);
     if (left == 0 && s->st.dropped == 0)
@@ -1260,39 +1442,72 @@ int sink_redis_drain(void *self)
     return s->failed;
 }
 
+int sink_redis_drain(void *self)
+{
+    struct sink_redis *s = self;
+    pthread_mutex_lock(&s->mx);
+    agg_flush_locked(s);
+    s->req_drain = 1;
+    wake(s);
+    while (!s->drain_done)
+        pthread_cond_wait(&s->cv, &s->mx);
+    int rc = s->drain_rc;
+    pthread_mutex_unlock(&s->mx);
+    return rc;
+}
+
 void sink_redis_counters(void *self, struct redis_stats *out)
 {
     struct sink_redis *s = self;
-    *out = s->st;
+    pthread_mutex_lock(&s->mx);
+    *out = s->snap;
+    /* Handed over, not yet seen by the thread. */
+    out->records += s->in_records;
+    out->dropped += s->in_dropped;
     out->enabled = 1;
-    if (!s->failed)
-        out->undelivered = undelivered_now(s);
+    pthread_mutex_unlock(&s->mx);
 }
 
 void sink_redis_poll(void *self)
 {
+    /* The thread needs no pumping; the sums go out on time even when no
+     * record arrives to carry the check. */
     struct sink_redis *s = self;
-    refill(s);
-    event_base_loop(s->base, EVLOOP_NONBLOCK);
+    pthread_mutex_lock(&s->mx);
+    if (s->agg && redis_agg_count(s->agg) > 0 &&
+        mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
+        agg_flush_locked(s);
+    pthread_mutex_unlock(&s->mx);
 }
 
 static void sr_free(struct sink_redis *s)
 {
     struct event *evs[] = {s->ev_flush, s->ev_reconnect, s->ev_retry, s->ev_watchdog,
-                           s->ev_heartbeat, s->ev_agg};
+                           s->ev_heartbeat, s->ev_wake, s->ev_inbox};
     for (size_t i = 0; i < EGR_ARRAY_LEN(evs); i++)
         if (evs[i])
             event_free(evs[i]);
     while (s->head)
         mem_remove(s, s->head);
+    while (s->in_head) {
+        struct rrec *r = s->in_head;
+        s->in_head = r->next;
+        free(r);
+    }
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    pthread_mutex_destroy(&s->mx);
+    pthread_cond_destroy(&s->cv);
     spool_close(s->spool);
     if (s->own_base && s->base)
         event_base_free(s->base);
     rcmd_free(&s->rb);
     rcmd_free(&s->hb_rb);
     rcmd_free(&s->agg_rb);
+    rcmd_free(&s->front_rb);
     redis_agg_free(s->agg);
     jbuf_free(&s->jb);
+    jbuf_free(&s->front_jb);
     free(s->popbuf);
     free(s->resp);
     free(s);
@@ -1301,6 +1516,13 @@ static void sr_free(struct sink_redis *s)
 static void sr_close(void *self)
 {
     struct sink_redis *s = self;
+    if (s->thread_started) {
+        pthread_mutex_lock(&s->mx);
+        s->req_stop = 1;
+        wake(s);
+        pthread_mutex_unlock(&s->mx);
+        pthread_join(s->thread, NULL);
+    }
     s->closing = 1;
     s->finished = 1; /* nothing leaves the spool any more */
     if (s->ac) {
@@ -1371,13 +1593,15 @@ static int open_spool(struct sink_redis *s, struct egr_err *err)
     return EGR_OK;
 }
 
-int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base,
-                    const char *source, sink_redis_log_fn log, void *log_arg, struct sink *out,
+int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sink_redis_log_fn log, void *log_arg, struct sink *out,
                     struct egr_err *err)
 {
     struct sink_redis *s = calloc(1, sizeof(*s));
     if (!s)
         return egr_fail(err, EGR_ENOMEM, "redis: out of memory");
+    s->wake_fd = -1;
+    pthread_mutex_init(&s->mx, NULL);
+    pthread_cond_init(&s->cv, NULL);
     s->cfg = *cfg;
     snprintf(s->source, sizeof(s->source), "%s", source ? source : "");
     s->log = log;
@@ -1385,7 +1609,9 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
     rcmd_init(&s->rb);
     rcmd_init(&s->hb_rb);
     rcmd_init(&s->agg_rb);
+    rcmd_init(&s->front_rb);
     jbuf_init(&s->jb);
+    jbuf_init(&s->front_jb);
     int rc = redis_url_parse(cfg->url, &s->ep, err);
     if (rc != EGR_OK)
         goto fail;
@@ -1416,19 +1642,22 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
     if (cfg->aggregate_ttl && (rc = redis_agg_new(AGG_MAX_ENTRIES, &s->agg, err)) != EGR_OK)
         goto fail;
 
-    if (base) {
-        s->base = base;
-    } else {
-        s->base = event_base_new();
-        s->own_base = 1;
+    s->agg_flushed_us = mono_us();
+    s->base = event_base_new();
+    s->own_base = 1;
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_fd < 0) {
+        rc = egr_fail(err, EGR_EIO, "redis: eventfd: %s", strerror(errno));
+        goto fail;
     }
     if (!s->base ||
+        !(s->ev_wake = event_new(s->base, s->wake_fd, EV_READ | EV_PERSIST, on_wake, s)) ||
+        !(s->ev_inbox = event_new(s->base, -1, EV_PERSIST, on_wake, s)) ||
         !(s->ev_flush = evtimer_new(s->base, on_flush, s)) ||
         !(s->ev_reconnect = evtimer_new(s->base, on_reconnect_timer, s)) ||
         !(s->ev_retry = evtimer_new(s->base, on_retry_timer, s)) ||
         !(s->ev_watchdog = event_new(s->base, -1, EV_PERSIST, on_watchdog, s)) ||
-        !(s->ev_heartbeat = event_new(s->base, -1, EV_PERSIST, on_heartbeat, s)) ||
-        !(s->ev_agg = event_new(s->base, -1, EV_PERSIST, on_agg_timer, s))) {
+        !(s->ev_heartbeat = event_new(s->base, -1, EV_PERSIST, on_heartbeat, s))) {
         rc = egr_fail(err, EGR_ENOMEM, "redis: cannot set up the event loop");
         goto fail;
     }
@@ -1436,8 +1665,9 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
     struct timeval hb = {(time_t)cfg->heartbeat_interval, 0};
     event_add(s->ev_watchdog, &wd);
     event_add(s->ev_heartbeat, &hb);
-    struct timeval ag = {AGG_FLUSH_MS / 1000, (AGG_FLUSH_MS % 1000) * 1000};
-    event_add(s->ev_agg, &ag);
+    event_add(s->ev_wake, NULL);
+    struct timeval fl = {cfg->flush_ms / 1000, (cfg->flush_ms % 1000) * 1000};
+    event_add(s->ev_inbox, &fl);
 
     /* A peer that closes the socket must give hiredis an EPIPE error, not
      * kill the sensor; only a default disposition is changed. */
@@ -1446,6 +1676,12 @@ int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base
         signal(SIGPIPE, SIG_IGN);
 
     connect_now(s);
+    /* From here on only the thread touches the base and the connection. */
+    if (pthread_create(&s->thread, NULL, io_main, s) != 0) {
+        rc = egr_fail(err, EGR_ENOMEM, "redis: cannot start the I/O thread");
+        goto fail;
+    }
+    s->thread_started = 1;
     out->ops = &sink_redis_ops;
     out->self = s;
     return EGR_OK;

@@ -10,8 +10,10 @@
  * authentication failures are retried with capped exponential backoff;
  * each change of state is one line through the log callback.
  *
- * Thread safety: everything runs on the thread that owns the event base
- * (the I/O thread); the sink is not safe to call from other threads.
+ * Threads: the sink runs its own I/O thread (connection, queue, spool);
+ * its functions may be called from any thread, one call at a time (the
+ * caller serialises them, as struct sensor does). flow()/alert() format
+ * the record and hand it over; they never wait for Redis or the disk.
  */
 #ifndef EGRESSD_SINK_REDIS_H
 #define EGRESSD_SINK_REDIS_H
@@ -20,8 +22,6 @@
 
 #include "egressd/common.h"
 #include "egressd/sink.h"
-
-struct event_base;
 
 /* The redis: section of the configuration. */
 struct sink_redis_config {
@@ -50,19 +50,20 @@ void sink_redis_config_defaults(struct sink_redis_config *c);
 /* One line, no newline: a state change (connected, lost, refused, ...). */
 typedef void (*sink_redis_log_fn)(void *arg, const char *line);
 
-/* Opens the sink on `base`, or on a private base when base is NULL (then
- * sink_redis_poll() is what makes it run). `source` names what the sensor
- * reads ("interface eth0", "file a.pcap"; NULL = "") for the heartbeat.
- * Connecting is asynchronous: a server that is absent is not an error here,
- * only a bad URL, an unusable spool directory or a lack of memory is. */
-int sink_redis_open(const struct sink_redis_config *cfg, struct event_base *base,
-                    const char *source, sink_redis_log_fn log, void *log_arg, struct sink *out,
+/* Opens the sink and starts its I/O thread. `source` names what the
+ * sensor reads ("interface eth0", "file a.pcap"; NULL = "") for the
+ * heartbeat. Connecting is asynchronous: a server that is absent is not an
+ * error here, only a bad URL, an unusable spool directory or a lack of
+ * memory is. `log` is called from the I/O thread. */
+int sink_redis_open(const struct sink_redis_config *cfg, const char *source,
+                    sink_redis_log_fn log, void *log_arg, struct sink *out,
                     struct egr_err *err);
 
 /* The sink's self if s is a Redis sink, else NULL. */
 void *sink_redis_self(const struct sink *s);
 
-/* Lets the sink make progress without blocking (pumps a private base). */
+/* Hands over the summed aggregates when they are due (records carry the
+ * check too; this covers a quiet link). Cheap. */
 void sink_redis_poll(void *self);
 
 /* Waits until every record is delivered, or until drain_timeout has passed,
