@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Redis sink benchmark: how fast egressd pushes records into a local Redis, and what writing to
 # Redis costs a replay. Replays one capture without Redis, then with Redis over TCP, over a unix
-# socket, and over TCP without aggregates (redis.aggregate_ttl 0: one XADD per record instead of
-# about 25 commands), each ROUNDS times round-robin; each value is the median. A private
-# redis-server (--save "" --appendonly no) runs in a temporary directory on a free port and is
-# emptied before every run. Prints a Markdown table on stdout; progress goes to stderr.
+# socket, over TCP without aggregates (redis.aggregate_ttl 0: the XADD alone), and with Redis
+# unreachable and no spool (the memory queue fills to its bound, redis.queue_max_records /
+# queue_max_bytes, and the rest is dropped: its peak RSS is the memory of a full queue), each
+# ROUNDS times round-robin; each value is the median. A private redis-server (--save ""
+# --appendonly no) runs in a temporary directory on a free port and is emptied before every run.
+# Prints a Markdown table on stdout; progress goes to stderr.
 #
 # Usage: bench/redis.sh [--quick] [--capture FILE]
 #   --quick          the small capture (bench/.cache/bench-small.pcap, made if missing)
@@ -83,29 +85,40 @@ geoip:
 redis:
   aggregate_ttl: 0
 EOF
+cat >"$dir/down.yaml" <<'EOF'
+geoip:
+  country_db: ""
+  asn_db: ""
+redis:
+  spool_max_bytes: 0
+  drain_timeout: 0
+EOF
+dead_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 cat "$capture" >/dev/null # page cache
 
-configs=(none tcp unix tcp-noagg)
+configs=(none tcp unix tcp-noagg down)
 cmd_argv() {
   case "$1" in
     none) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/base.yaml") ;;
     tcp) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/base.yaml" --redis "redis://127.0.0.1:$port") ;;
     unix) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/base.yaml" --redis "unix://$sock") ;;
     tcp-noagg) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/noagg.yaml" --redis "redis://127.0.0.1:$port") ;;
+    down) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/down.yaml" --redis "redis://127.0.0.1:$dead_port") ;;
   esac
 }
 
-# run config -> "wall_s records sent cpu_s"
+# run config -> "wall_s records sent dropped cpu_s rss_mib"
 run() {
   local -a argv
   cmd_argv "$1"
   redis-cli -p "$port" flushall >/dev/null
   local t0 t1 rc=0
   t0=$EPOCHREALTIME
-  /usr/bin/time -o "$dir/time" -f '%U %S' "${argv[@]}" 2>"$dir/err" || rc=$?
+  /usr/bin/time -o "$dir/time" -f '%U %S %M' "${argv[@]}" 2>"$dir/err" || rc=$?
   t1=$EPOCHREALTIME
-  if ((rc != 0)); then
+  # Unreachable Redis: exit 1 (records not delivered) is the expected outcome.
+  if ((rc != 0)) && ! [[ $1 == down && $rc == 1 ]]; then
     echo "redis.sh: $1 failed (exit $rc):" >&2
     tail -n 3 "$dir/err" >&2
     echo "fail"
@@ -115,20 +128,20 @@ run() {
   counts=$(tail -n 1 "$dir/out.json" | python3 -c 'import json, sys
 s = json.loads(sys.stdin.read())["stats"]
 r = s.get("redis", {})
-print(sum(s["flow"]["records"].values()), r.get("sent", 0))')
-  awk -v a="$t0" -v b="$t1" -v c="$counts" '{ printf "%.3f %s %.2f\n", b - a, c, $1 + $2 }' "$dir/time"
+print(sum(s["flow"]["records"].values()), r.get("sent", 0), r.get("dropped", 0))')
+  tail -n 1 "$dir/time" | awk -v a="$t0" -v b="$t1" -v c="$counts" '{ printf "%.3f %s %.2f %.1f\n", b - a, c, $1 + $2, $3 / 1024 }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-declare -A walls cpus recs sent
-for c in "${configs[@]}"; do walls[$c]='' cpus[$c]=''; done
+declare -A walls cpus rsss recs sent drops
+for c in "${configs[@]}"; do walls[$c]='' cpus[$c]='' rsss[$c]=''; done
 for ((r = 1; r <= rounds; r++)); do
   for c in "${configs[@]}"; do
     say "round $r/$rounds: $c"
-    read -r w n s cp < <(run "$c")
+    read -r w n s d cp m < <(run "$c")
     [[ $w == fail ]] && exit 1
-    walls[$c]+="$w " cpus[$c]+="$cp " recs[$c]=$n sent[$c]=$s
+    walls[$c]+="$w " cpus[$c]+="$cp " rsss[$c]+="$m " recs[$c]=$n sent[$c]=$s drops[$c]=$d
   done
 done
 
@@ -140,24 +153,30 @@ echo "- capture: \`$capture\` ($(stat -c %s "$capture") bytes), ${recs[none]} fl
 echo "- redis-server $redis_ver on the same machine, --save \"\" --appendonly no; rounds: $rounds (median)"
 echo "- egressd: \`$egressd\`"
 echo
-echo "| configuration | wall s | CPU s (egressd) | records in Redis | records/s | wall vs no Redis |"
-echo "|---|---|---|---|---|---|"
+echo "| configuration | wall s | CPU s (egressd) | peak RSS MiB | records in Redis | records/s | wall vs no Redis |"
+echo "|---|---|---|---|---|---|---|"
 base=$(tr ' ' '\n' <<<"${walls[none]}" | grep . | median)
 for c in "${configs[@]}"; do
   w=$(tr ' ' '\n' <<<"${walls[$c]}" | grep . | median)
   cp=$(tr ' ' '\n' <<<"${cpus[$c]}" | grep . | median)
+  m=$(tr ' ' '\n' <<<"${rsss[$c]}" | grep . | median)
   if [[ $c == none ]]; then
-    printf '| %s | %.2f | %.2f | - | %.0f (replay only) | 1.00x |\n' "$c" "$w" "$cp" \
+    printf '| %s | %.2f | %.2f | %.1f | - | %.0f (replay only) | 1.00x |\n' "$c" "$w" "$cp" "$m" \
       "$(awk -v n="${recs[$c]}" -v w="$w" 'BEGIN { print n / w }')"
+  elif [[ $c == down ]]; then
+    printf '| %s | %.2f | %.2f | %.1f | 0 (queue full at its bound; %s dropped) | - | %.2fx |\n' "$c" "$w" \
+      "$cp" "$m" "${drops[$c]}" "$(awk -v a="$w" -v b="$base" 'BEGIN { print a / b }')"
   else
     note=
     [[ ${sent[$c]} == "${recs[$c]}" ]] || note=" (of ${recs[$c]}!)"
-    printf '| %s | %.2f | %.2f | %s%s | %.0f | %.2fx |\n' "$c" "$w" "$cp" "${sent[$c]}" "$note" \
+    printf '| %s | %.2f | %.2f | %.1f | %s%s | %.0f | %.2fx |\n' "$c" "$w" "$cp" "$m" "${sent[$c]}" "$note" \
       "$(awk -v n="${sent[$c]}" -v w="$w" 'BEGIN { print n / w }')" \
       "$(awk -v a="$w" -v b="$base" 'BEGIN { print a / b }')"
   fi
 done
 echo
 echo "records/s counts records acknowledged by Redis over the whole run, end-of-run drain included."
-echo "Each record with aggregates is one XADD plus about 24 aggregate commands (HINCRBY, PFADD,"
-echo "ZINCRBY, each with its EXPIRE), all pipelined; without aggregates it is the XADD alone."
+echo "Each record is one XADD; with aggregates, the sums of about a second (or of a full table) follow"
+echo "as one command per distinct member plus an EXPIRE per key. CPU s adds egressd's threads (the"
+echo "sink's I/O thread included); redis-server runs on the same CPUs. down: Redis unreachable, no"
+echo "spool: the memory queue holds redis.queue_max_records / queue_max_bytes (100000 / 64 MiB)."
