@@ -41,10 +41,12 @@
  *
  * Threads: the sink runs its own I/O thread, which owns the event base,
  * the connection, the memory queue and the spool; nothing above runs on
- * the caller's thread. flow()/alert() only format the record's commands
- * and hand them over through a locked inbox (woken through an eventfd when
- * it was empty), so the packet path pays for formatting and a lock, never
- * for the protocol, replies or the disk. Requests (heartbeat, drain, stop)
+ * the caller's thread. flow() hands a copy of the record over through a
+ * locked inbox (the thread is woken through an eventfd once a batch has
+ * gathered) and the thread formats it, so the packet path pays for a copy
+ * and a lock, never for formatting, the protocol, replies or the disk. If
+ * the thread falls behind, the caller formats records itself (the inbox
+ * then holds their compact commands). Requests (heartbeat, drain, stop)
  * go the same way and drain/close wait for the thread's answer; counters
  * are published by the thread under the same lock.
  *
@@ -100,6 +102,11 @@
 #define AGG_MAX_ENTRIES 32768u /* distinct sums between flushes: ~3.5 MB */
 #define INBOX_SLACK 1024u      /* records the inbox holds beyond the memory queue's bound */
 #define AGG_MEM_MAX (64u << 20) /* aggregate batches waiting in memory */
+/* While the inbox holds fewer than this, flow records are handed over as
+ * copies and formatted on the I/O thread; beyond it (the thread is behind)
+ * the caller formats them itself, so the inbox stays compact. */
+#define RAW_MAX 4096u
+#define KIND_RAW_FLOW 0xff /* an inbox entry holding a struct flow_record; never queued */
 
 void sink_redis_config_defaults(struct sink_redis_config *c)
 {
@@ -131,7 +138,8 @@ struct rrec {
     uint8_t kind;
     uint8_t ncmd;
     uint8_t again;  /* a command met a transient error or a lost connection */
-    uint8_t data[];
+    /* Aligned: an inbox entry may hold a struct flow_record here. */
+    _Alignas(16) uint8_t data[];
 };
 
 struct sink_redis {
@@ -1234,10 +1242,28 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
         say(s, "the Redis thread fell behind: %" PRIu64 " records dropped at hand-over", lost);
     while (r) {
         struct rrec *next = r->next;
-        if (r->kind == RCMD_AGG)
+        if (r->kind == KIND_RAW_FLOW) {
+            /* Formatted here, on the I/O thread; its aggregates are summed
+             * in the caller's table (under the lock, as the caller does). */
+            const struct flow_record *rec = (const struct flow_record *)(const void *)r->data;
+            redis_schema_flow(&s->schema, rec, &s->rb);
+            struct rrec *f = rcmd_ok(&s->rb) ? rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
+            pthread_mutex_lock(&s->mx);
+            agg_record(s, rec);
+            pthread_mutex_unlock(&s->mx);
+            free(r);
+            if (f) {
+                enqueue(s, f);
+            } else {
+                s->st.records++;
+                s->st.dropped++;
+                set_error(s, "out of memory formatting a record");
+            }
+        } else if (r->kind == RCMD_AGG) {
             enqueue_agg(s, r);
-        else
+        } else {
             enqueue(s, r);
+        }
         r = next;
     }
     if (s->n_unsent >= s->cfg.batch_records)
@@ -1285,6 +1311,23 @@ static void *io_main(void *arg)
 static int sr_flow(void *self, const struct flow_record *rec)
 {
     struct sink_redis *s = self;
+    pthread_mutex_lock(&s->mx);
+    int raw = s->in_count < RAW_MAX;
+    pthread_mutex_unlock(&s->mx);
+    if (raw) {
+        struct rrec *r = malloc(sizeof(*r) + sizeof(*rec));
+        if (r) {
+            memset(r, 0, sizeof(*r));
+            r->kind = KIND_RAW_FLOW;
+            r->len = sizeof(*rec);
+            memcpy(r->data, rec, sizeof(*rec));
+            pthread_mutex_lock(&s->mx);
+            s->in_records++;
+            inbox_push(s, r);
+            pthread_mutex_unlock(&s->mx);
+            return EGR_OK;
+        }
+    }
     redis_schema_flow(&s->schema, rec, &s->front_rb);
     pthread_mutex_lock(&s->mx);
     hand_over(s);
@@ -1389,6 +1432,11 @@ static int drain_now(struct sink_redis *s)
 {
     uint64_t deadline = mono_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
     int hb, dr, st;
+    take_inbox(s, &hb, &dr, &st);
+    /* Records formatted just now added to the sums: they go too. */
+    pthread_mutex_lock(&s->mx);
+    agg_flush_locked(s);
+    pthread_mutex_unlock(&s->mx);
     take_inbox(s, &hb, &dr, &st);
     send_some(s);
     while ((waiting(s) > 0 || s->mem_agg > 0) && mono_us() < deadline) {
