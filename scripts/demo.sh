@@ -7,6 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
+# The default GeoIP/ASN databases (pinned npm packages; idempotent): the
+# alerts show each destination's country and AS.
+scripts/geoip-db.sh
 command -v python3 >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null; }
 jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_TESTS=OFF >/dev/null
