@@ -94,8 +94,13 @@ struct run_ctl {
  * policy in force stays; flow state is never touched. */
 static void reload_config(const struct run_ctl *ctl)
 {
+    /* The output file first, whatever the configuration says: logrotate
+     * moved it and the next records belong to a new one. */
+    struct egr_err rerr = {""};
+    if (sensor_reopen(ctl->sensor, &rerr) != EGR_OK)
+        fprintf(stderr, "egressd: %s\n", rerr.msg);
     if (!ctl->config_path) {
-        fprintf(stderr, "egressd: SIGHUP: no configuration file to reload (-c)\n");
+        fprintf(stderr, "egressd: SIGHUP: output reopened; no configuration file (-c) to reload\n");
         return;
     }
     struct egr_config cfg;
@@ -159,6 +164,13 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
             break;
         worker_packet(w, dlt, &p);
         if ((++n & 1023) == 0) {
+            if ((n & 65535) == 0) {
+                /* Counters for the Redis heartbeat of a long replay. */
+                struct run_stats st;
+                memset(&st, 0, sizeof(st));
+                worker_stats(w, &st);
+                sensor_progress(s, &st);
+            }
             sensor_poll(s);
             if (sensor_failed(s))
                 break;

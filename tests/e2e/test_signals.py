@@ -7,6 +7,8 @@ the test decides what egressd has read when each signal arrives.
 - SIGHUP with a broken file: one error line naming file:line:column, and
   the old policy stays in force (alerts equal those of a plain run).
 - SIGUSR1: a stats event at that moment, counting the packets read so far.
+- SIGHUP after the JSON file was moved away (logrotate): later events go
+  to a new file of the same name, none lost or written twice.
 - SIGTERM: egressd, blocked on a quiet pipe, ends every open flow with
   reason "shutdown", writes its final stats and exits 0.
 """
@@ -157,6 +159,22 @@ rc, ev = run.finish()
 c.check(rc == 0, f"broken SIGHUP run: exit {rc}")
 got = sorted(alert_key(a) for a in ev if a["event_type"] == "alert")
 c.check(got == base_alerts, f"after a broken reload the old policy stays:\n got  {got}\n want {base_alerts}")
+
+# ---- SIGHUP reopens the output file by name ------------------------------------
+run = Fed(write("rot.yaml", demo_yaml), "rot")
+half = len(packets) // 2
+run.feed(half)
+time.sleep(0.3)
+os.rename(run.out, run.out + ".1")
+run.p.send_signal(signal.SIGHUP)
+run.feed(1)
+c.check(run.wait_stderr("reloaded"), f"rotation: no reload message: {run.stderr()!r}")
+rc, ev_new = run.finish()
+ev_old = read_events(run.out + ".1")
+c.check(rc == 0 and ev_new and ev_new[-1]["event_type"] == "stats", f"rotation: exit {rc}, new file ends with stats")
+both = sorted(flow_key(f) for f in flows(ev_old + ev_new))
+c.check(both == base_flows, f"rotation: {len(flows(ev_old))} + {len(flows(ev_new))} flow records across the two files, "
+        f"want exactly the {len(base_flows)} of a plain run")
 
 # ---- SIGUSR1: stats now --------------------------------------------------------
 k = len(packets) // 3
