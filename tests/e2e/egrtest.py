@@ -21,6 +21,14 @@ def need_shared(*parts):
     return path
 
 
+def write_file(directory, name, text):
+    """Writes text to directory/name; returns the path."""
+    path = os.path.join(directory, name)
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
 def run(args, stdin=None, timeout=600):
     """Runs egressd with args; returns (exit code, stdout bytes, stderr text)."""
     p = subprocess.run([BIN] + args, input=stdin, capture_output=True, timeout=timeout)

@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import tempfile
 
-from egrtest import PKTGEN, SRC, Checker, flows, need_shared, replay
+from egrtest import PKTGEN, SRC, Checker, flows, need_shared, replay, write_file
 
 c = Checker("test_policy")
 tmp = tempfile.mkdtemp()
@@ -36,10 +36,7 @@ test_dbs = (f"geoip:\n  country_db: {mmdb}/GeoIP2-Country-Test.mmdb\n"
 
 
 def config(name, text):
-    path = os.path.join(tmp, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return write_file(tmp, name, text)
 
 
 def alerts(events):

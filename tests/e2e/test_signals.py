@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import time
 
-from egrtest import BIN, PKTGEN, SRC, Checker, flows
+from egrtest import BIN, PKTGEN, SRC, Checker, flows, write_file
 
 c = Checker("test_signals")
 tmp = tempfile.mkdtemp()
@@ -50,10 +50,7 @@ broken_yaml = "roles:\n  lb-mgmt:\n    mode: sometimes\n"
 
 
 def write(name, text):
-    path = os.path.join(tmp, name)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
+    return write_file(tmp, name, text)
 
 
 def read_events(path):
