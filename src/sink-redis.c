@@ -1522,7 +1522,7 @@ void sink_redis_poll(void *self)
      * record arrives to carry the check. */
     struct sink_redis *s = self;
     pthread_mutex_lock(&s->mx);
-    if (s->agg && redis_agg_count(s->agg) > 0 &&
+    if (s->ready && s->agg && redis_agg_count(s->agg) > 0 &&
         mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
         agg_flush_locked(s);
     pthread_mutex_unlock(&s->mx);
