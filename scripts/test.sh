@@ -16,6 +16,7 @@ fi
 scripts/deps.sh --test
 # Default GeoIP/ASN databases (npm packages, pinned; idempotent).
 scripts/geoip-db.sh
+scripts/browser-deps.sh # chromium + pinned playwright-core for tests/e2e/test_dashboard.py
 jobs=$(nproc)
 fuzz_seconds=${FUZZ_SECONDS:-60}
 passed=0
@@ -36,12 +37,12 @@ run_ctest() { # $1 build dir, $2 label
 }
 
 echo "== release build"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_WERROR=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEGRESSD_WERROR=ON -DEGRESSD_TESTS=ON >/dev/null
 cmake --build build -j "$jobs" >/dev/null
 run_ctest build "release"
 
 echo "== ASan + UBSan build"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEGRESSD_WERROR=ON -DEGRESSD_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DEGRESSD_WERROR=ON -DEGRESSD_SANITIZE=ON -DEGRESSD_TESTS=ON >/dev/null
 cmake --build build-asan -j "$jobs" >/dev/null
 run_ctest build-asan "asan+ubsan"
 
