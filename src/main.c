@@ -1,5 +1,6 @@
 /* main.c - the egressd command line: parse options, load the configuration,
- * wire capture -> worker -> sinks, replay the inputs, report.
+ * wire capture -> worker -> sinks, replay the inputs or capture live
+ * (live.c), report.
  *
  * Exit status: 0 everything read, 1 a runtime failure (an input that could
  * not be read to its end, an output that could not be written), 2 a usage or
@@ -10,12 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "egressd/capture.h"
 #include "egressd/classify.h"
 #include "egressd/config.h"
 #include "egressd/decode.h"
+#include "egressd/live.h"
 #include "egressd/policy.h"
+#include "egressd/privs.h"
 #include "egressd/sensor.h"
 #include "egressd/sink.h"
 #include "egressd/worker.h"
@@ -27,13 +31,16 @@ static void usage(FILE *to)
 {
     fprintf(to,
             "Usage: egressd -r FILE [-r FILE...] [--json PATH] [-c CONFIG]\n"
+            "       egressd -i IFACE [-i IFACE...] [-u USER] [live options] [--json PATH]\n"
+            "               [-c CONFIG]\n"
             "       egressd -c CONFIG --check-config\n"
             "\n"
-            "Replays capture files (pcap or pcapng; '-' reads standard input), tracks\n"
-            "bidirectional flows, classifies them with nDPI and writes one EVE-style JSON\n"
-            "record per flow, then a final stats event.\n"
+            "Replays capture files (pcap or pcapng; '-' reads standard input) or captures\n"
+            "from interfaces, tracks bidirectional flows, classifies them with nDPI and\n"
+            "writes one EVE-style JSON record per flow, then a final stats event.\n"
             "\n"
             "  -r, --read FILE      capture to replay (repeatable, read in order)\n"
+            "  -i, --interface IF   capture live from IF (repeatable; not with -r)\n"
             "  -j, --json PATH      write JSON lines to PATH ('-' = stdout, the default)\n"
             "  -c, --config FILE    YAML configuration (see docs/configuration.md)\n"
             "      --redis URL      also write to Redis: redis://[user:password@]host[:port][/db]\n"
@@ -42,9 +49,27 @@ static void usage(FILE *to)
             "  -h, --help           this text\n"
             "  -V, --version        versions of egressd, nDPI and libpcap\n"
             "\n"
+            "Live capture (docs/live.md):\n"
+            "  -f, --filter EXPR    BPF filter (tcpdump syntax)\n"
+            "  -s, --snaplen BYTES  bytes kept per packet (default 262144)\n"
+            "  -B, --buffer MIB     kernel capture ring per worker (default: libpcap's)\n"
+            "      --no-promisc     do not put the interfaces in promiscuous mode\n"
+            "      --workers N      capture threads per interface, sharing it by flow through\n"
+            "                       an AF_PACKET fanout group (default 1, at most 64)\n"
+            "  -u, --user USER      after opening the interfaces, become USER and drop every\n"
+            "                       capability\n"
+            "      --allow-root     keep running as root without -u\n"
+            "      --stats-interval SECS  write a stats event every SECS seconds (default 60,\n"
+            "                       0 = only on SIGUSR1 and at the end)\n"
+            "      --metrics [HOST:]PORT  serve /metrics (Prometheus) and /healthz over HTTP\n"
+            "                       (HOST defaults to 127.0.0.1)\n"
+            "      --log FILE       append diagnostics to FILE instead of standard error\n"
+            "\n"
+            "\n"
             "Signals: SIGHUP reloads the policy, inventory and intel lists of -c CONFIG;\n"
             "SIGUSR1 writes a stats event now; SIGINT/SIGTERM stop reading, end every\n"
-            "flow with reason \"shutdown\" and exit as after the end of the input.\n"
+            "flow with reason \"shutdown\" and exit as after the end of the input (live:\n"
+            "every worker flushes its flows, exit 0).\n"
             "\n"
             "Exit status: 0 ok, 1 runtime failure (unreadable or truncated input,\n"
             "output error), 2 usage or configuration error.\n");
@@ -182,6 +207,60 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
     return rc < 0 && !sig_stop ? rc : EGR_OK;
 }
 
+static void live_reload(void *arg)
+{
+    reload_config(arg);
+}
+
+/* A whole decimal number in [lo, hi], or -1. */
+static long parse_num(const char *s, long lo, long hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *s && !*end && v >= lo && v <= hi ? v : -1;
+}
+
+/* The live run: captures opened as root, privileges dropped, then the
+ * worker threads and the control loop. Returns the exit status. */
+static int run_live(struct live_opts *lo, const char *user, struct egr_config *cfg,
+                    const char *config_path, const char *json_path)
+{
+    char source[1200];
+    snprintf(source, sizeof(source), "interface %s%s", lo->ifaces[0], lo->nifaces > 1 ? " ..." : "");
+    struct egr_err err = {""};
+    struct sensor *sensor;
+    if (sensor_open(cfg, json_path, source, &sensor, &err) != EGR_OK) {
+        fprintf(stderr, "egressd: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    struct run_stats st;
+    memset(&st, 0, sizeof(st));
+    struct live *l = NULL;
+    int rc = live_open(lo, cfg, sensor, &l, &err);
+    int status = rc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    if (rc == EGR_OK && user && (rc = privs_drop(user, &err)) != EGR_OK)
+        status = EXIT_USAGE;
+    if (rc == EGR_OK) {
+        struct run_ctl ctl = {config_path, sensor, NULL, &st};
+        status = 0;
+        /* A stop asked for while starting up (before the event loop watches
+         * the signals) ends the run before it begins. */
+        if (!sig_stop && live_run(l, live_reload, &ctl, &st, &err) != EGR_OK) {
+            fprintf(stderr, "egressd: %s\n", err.msg);
+            status = EXIT_RUNTIME;
+        }
+    } else {
+        fprintf(stderr, "egressd: %s\n", err.msg);
+    }
+    live_free(l);
+    if (sensor_finish(sensor, &st, &err) != EGR_OK) {
+        fprintf(stderr, "egressd: %s\n", err.msg);
+        if (!status)
+            status = EXIT_RUNTIME;
+    }
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -190,21 +269,89 @@ int main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"check-config", no_argument, NULL, 'C'},
         {"redis", required_argument, NULL, 'R'},
+        {"interface", required_argument, NULL, 'i'},
+        {"filter", required_argument, NULL, 'f'},
+        {"snaplen", required_argument, NULL, 's'},
+        {"buffer", required_argument, NULL, 'B'},
+        {"no-promisc", no_argument, NULL, 'P'},
+        {"workers", required_argument, NULL, 'W'},
+        {"user", required_argument, NULL, 'u'},
+        {"allow-root", no_argument, NULL, 'A'},
+        {"stats-interval", required_argument, NULL, 'S'},
+        {"metrics", required_argument, NULL, 'M'},
+        {"log", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char **inputs = calloc((size_t)argc + 1, sizeof(*inputs));
-    if (!inputs)
+    const char **ifaces = calloc((size_t)argc + 1, sizeof(*ifaces));
+    if (!inputs || !ifaces) {
+        free(inputs);
+        free(ifaces);
         return EXIT_RUNTIME;
-    size_t ninputs = 0;
+    }
+    size_t ninputs = 0, nifaces = 0;
     const char *json_path = NULL, *config_path = NULL, *redis_url = NULL;
-    int check_only = 0, opt;
+    const char *user = NULL, *log_path = NULL, *live_only = NULL;
+    struct live_opts lo = {.snaplen = 262144, .promisc = 1, .workers = 1, .stats_interval = 60};
+    int check_only = 0, allow_root = 0, opt;
+    long v;
 
-    while ((opt = getopt_long(argc, argv, "r:j:c:hV", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "r:j:c:i:f:s:B:u:hV", opts, NULL)) != -1) {
+        const char *bad = NULL;
         switch (opt) {
         case 'r':
             inputs[ninputs++] = optarg;
+            break;
+        case 'i':
+            ifaces[nifaces++] = optarg;
+            break;
+        case 'f':
+            lo.filter = optarg;
+            live_only = "-f";
+            break;
+        case 's':
+            if ((v = parse_num(optarg, 64, 262144)) < 0)
+                bad = "-s wants a snap length of 64 to 262144 bytes";
+            lo.snaplen = (int)v;
+            live_only = "-s";
+            break;
+        case 'B':
+            if ((v = parse_num(optarg, 1, 4096)) < 0)
+                bad = "-B wants a buffer size of 1 to 4096 MiB";
+            lo.buffer_mib = (int)v;
+            live_only = "-B";
+            break;
+        case 'P':
+            lo.promisc = 0;
+            live_only = "--no-promisc";
+            break;
+        case 'W':
+            if ((v = parse_num(optarg, 1, 64)) < 0)
+                bad = "--workers wants 1 to 64";
+            lo.workers = (unsigned)v;
+            live_only = "--workers";
+            break;
+        case 'u':
+            user = optarg;
+            live_only = "-u";
+            break;
+        case 'A':
+            allow_root = 1;
+            break;
+        case 'S':
+            if ((v = parse_num(optarg, 0, 86400)) < 0)
+                bad = "--stats-interval wants 0 to 86400 seconds";
+            lo.stats_interval = (unsigned)v;
+            live_only = "--stats-interval";
+            break;
+        case 'M':
+            lo.metrics = optarg;
+            live_only = "--metrics";
+            break;
+        case 'L':
+            log_path = optarg;
             break;
         case 'j':
             json_path = optarg;
@@ -221,22 +368,57 @@ int main(int argc, char **argv)
         case 'h':
             usage(stdout);
             free(inputs);
+            free(ifaces);
             return 0;
         case 'V':
             printf("egressd %s\nnDPI %s\n%s\n", EGRESSD_VERSION, classify_ndpi_version(),
                    capture_lib_version());
             free(inputs);
+            free(ifaces);
             return 0;
         default:
             usage(stderr);
             free(inputs);
+            free(ifaces);
+            return EXIT_USAGE;
+        }
+        if (bad) {
+            fprintf(stderr, "egressd: %s, not '%s'\n", bad, optarg);
+            free(inputs);
+            free(ifaces);
             return EXIT_USAGE;
         }
     }
+    const char *usage_error = NULL;
+    if (ninputs && nifaces)
+        usage_error = "-r and -i do not go together: replay files or capture live";
+    else if (live_only && !nifaces)
+        usage_error = "live-capture options (-f, -s, -B, --workers, -u, --metrics, --no-promisc, "
+                      "--stats-interval) "
+                      "need -i IFACE";
+    else if (nifaces && geteuid() == 0 && !user && !allow_root)
+        usage_error = "refusing to capture as root: give -u USER to drop privileges once the "
+                      "interfaces are open, or --allow-root";
+    if (usage_error) {
+        fprintf(stderr, "egressd: %s\n", usage_error);
+        free(inputs);
+        free(ifaces);
+        return EXIT_USAGE;
+    }
+    if (log_path && !freopen(log_path, "a", stderr)) {
+        /* stderr is gone with the failed freopen: say it on stdout. */
+        printf("egressd: --log %s: cannot open\n", log_path);
+        free(inputs);
+        free(ifaces);
+        return EXIT_USAGE;
+    }
+    if (log_path)
+        setvbuf(stderr, NULL, _IOLBF, 0);
     if (optind < argc) {
         fprintf(stderr, "egressd: unexpected argument '%s' (captures are given with -r)\n",
                 argv[optind]);
         free(inputs);
+        free(ifaces);
         return EXIT_USAGE;
     }
 
@@ -249,6 +431,7 @@ int main(int argc, char **argv)
     if (config_path && config_load(&cfg, config_path, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         free(inputs);
+        free(ifaces);
         return EXIT_USAGE;
     }
     config_resolve_geo(&cfg);
@@ -258,6 +441,7 @@ int main(int argc, char **argv)
         if (!config_path) {
             fprintf(stderr, "egressd: --check-config needs -c CONFIG\n");
             free(inputs);
+            free(ifaces);
             return EXIT_USAGE;
         }
         /* The policy too: intel files and the baseline must load. */
@@ -265,30 +449,45 @@ int main(int argc, char **argv)
         if (policy_new(&cfg.policy, &pol, &err) != EGR_OK) {
             fprintf(stderr, "egressd: %s\n", err.msg);
             free(inputs);
+            free(ifaces);
             config_free(&cfg);
             return EXIT_USAGE;
         }
         policy_free(pol);
         printf("%s: configuration OK\n", config_path);
         free(inputs);
+        free(ifaces);
         config_free(&cfg);
         return 0;
     }
-    if (ninputs == 0) {
-        fprintf(stderr, "egressd: nothing to read: give a capture with -r FILE (see --help)\n");
+    if (!json_path)
+        json_path = cfg.json_path[0] ? cfg.json_path : "-";
+    if (nifaces) {
+        lo.ifaces = ifaces;
+        lo.nifaces = nifaces;
+        int status = run_live(&lo, user, &cfg, config_path, json_path);
         free(inputs);
+        free(ifaces);
+        config_free(&cfg);
+        return status;
+    }
+    free(ifaces);
+    ifaces = NULL;
+    if (ninputs == 0) {
+        fprintf(stderr, "egressd: nothing to read: give a capture with -r FILE or an interface "
+                        "with -i IFACE (see --help)\n");
+        free(inputs);
+        free(ifaces);
         config_free(&cfg);
         return EXIT_USAGE;
     }
-    if (!json_path)
-        json_path = cfg.json_path[0] ? cfg.json_path : "-";
-
     char source[1200];
     snprintf(source, sizeof(source), "file %s%s", inputs[0], ninputs > 1 ? " ..." : "");
     struct sensor *sensor;
     if (sensor_open(&cfg, json_path, source, &sensor, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         free(inputs);
+        free(ifaces);
         config_free(&cfg);
         return EXIT_RUNTIME;
     }
@@ -300,6 +499,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "egressd: %s\n", err.msg);
         sensor_finish(sensor, &st, &err);
         free(inputs);
+        free(ifaces);
         config_free(&cfg);
         return EXIT_RUNTIME;
     }
@@ -323,6 +523,7 @@ int main(int argc, char **argv)
     }
     worker_free(w);
     free(inputs);
+    free(ifaces);
     config_free(&cfg);
     return status;
 }

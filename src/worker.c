@@ -193,6 +193,15 @@ void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
     }
 }
 
+void worker_tick(struct worker *w, uint64_t now_us)
+{
+    if (now_us <= w->last_ts_us)
+        return;
+    /* last_ts_us stays the newest packet's time: the stats event reports
+     * packet time, and a tick must not make later packets look old. */
+    flow_table_expire(w->flows, now_us);
+}
+
 void worker_flush(struct worker *w, enum flow_end_reason reason)
 {
     flow_table_flush(w->flows, reason);

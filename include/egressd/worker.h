@@ -26,6 +26,11 @@ void worker_free(struct worker *w);
 /* Decodes and accounts one frame of link type dlt. */
 void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p);
 
+/* Moves the worker's time to now_us without a packet (a live capture on a
+ * quiet link, with the wall clock), so idle flows expire. Ignored when
+ * now_us is not later than the newest packet seen. */
+void worker_tick(struct worker *w, uint64_t now_us);
+
 /* Emits every tracked flow with `reason`. */
 void worker_flush(struct worker *w, enum flow_end_reason reason);
 

@@ -1,0 +1,221 @@
+/* metrics.c - Prometheus text exposition and a health check over evhttp
+ * (see metrics.h).
+ *
+ * Format: https://prometheus.io/docs/instrumenting/exposition_formats/ -
+ * one HELP and one TYPE line per family, then its samples; label values
+ * escape backslash, double quote and newline. Counters are per worker
+ * (labels interface and worker) so a scrape shows an unbalanced fanout.
+ */
+#include "egressd/metrics.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+struct metrics {
+    struct evhttp *http;
+    metrics_view_fn fn;
+    void *arg;
+    int port;
+};
+
+static void put_label_value(struct evbuffer *b, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '\\')
+            evbuffer_add(b, "\\\\", 2);
+        else if (*s == '"')
+            evbuffer_add(b, "\\\"", 2);
+        else if (*s == '\n')
+            evbuffer_add(b, "\\n", 2);
+        else
+            evbuffer_add(b, s, 1);
+    }
+}
+
+static void family(struct evbuffer *b, const char *name, const char *type, const char *help)
+{
+    evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* name{interface="..",worker="N"[,extra]} value */
+static void worker_sample(struct evbuffer *b, const char *name, const struct metrics_view *v,
+                          size_t i, const char *extra, uint64_t value)
+{
+    evbuffer_add_printf(b, "%s{interface=\"", name);
+    put_label_value(b, v->iface[i]);
+    evbuffer_add_printf(b, "\",worker=\"%zu\"%s%s} %" PRIu64 "\n", i, extra ? "," : "",
+                        extra ? extra : "", value);
+}
+
+void metrics_render(struct evbuffer *b, const struct metrics_view *v)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } counters[] = {
+        {"egressd_packets_total", "Frames captured.", offsetof(struct run_stats, packets)},
+        {"egressd_bytes_total", "Wire bytes of the frames captured.",
+         offsetof(struct run_stats, bytes)},
+        {"egressd_ip_packets_total", "Frames that decoded to IP.",
+         offsetof(struct run_stats, ip_packets)},
+    };
+    for (size_t k = 0; k < EGR_ARRAY_LEN(counters); k++) {
+        family(b, counters[k].name, "counter", counters[k].help);
+        for (size_t i = 0; i < v->nworkers; i++) {
+            uint64_t val;
+            memcpy(&val, (const char *)&v->worker[i] + counters[k].off, sizeof(val));
+            worker_sample(b, counters[k].name, v, i, NULL, val);
+        }
+    }
+    family(b, "egressd_drops_total", "counter",
+           "Packets lost: kernel = capture ring full, ifdrop = interface or driver, "
+           "sensor = inside egressd.");
+    for (size_t i = 0; i < v->nworkers; i++) {
+        worker_sample(b, "egressd_drops_total", v, i, "cause=\"kernel\"", v->worker[i].drop_kernel);
+        worker_sample(b, "egressd_drops_total", v, i, "cause=\"ifdrop\"", v->worker[i].drop_ifdrop);
+        worker_sample(b, "egressd_drops_total", v, i, "cause=\"sensor\"", v->worker[i].drop_sensor);
+    }
+    family(b, "egressd_flows_active", "gauge", "Flows tracked now.");
+    for (size_t i = 0; i < v->nworkers; i++)
+        worker_sample(b, "egressd_flows_active", v, i, NULL, v->worker[i].flow.active);
+    family(b, "egressd_flows_created_total", "counter", "Flows created.");
+    for (size_t i = 0; i < v->nworkers; i++)
+        worker_sample(b, "egressd_flows_created_total", v, i, NULL,
+                      v->worker[i].flow.flows_created);
+    family(b, "egressd_flows_ended_total", "counter",
+           "Flow records emitted, by reason (active = interim record).");
+    for (size_t i = 0; i < v->nworkers; i++) {
+        for (unsigned r = 0; r < END_REASON_MAX; r++) {
+            char extra[64];
+            snprintf(extra, sizeof(extra), "reason=\"%s\"", flow_end_reason_name(r));
+            worker_sample(b, "egressd_flows_ended_total", v, i, extra, v->worker[i].flow.records[r]);
+        }
+    }
+    family(b, "egressd_alerts_total", "counter", "Alert events written.");
+    evbuffer_add_printf(b, "egressd_alerts_total %" PRIu64 "\n", v->total->alerts);
+    family(b, "egressd_alerts_suppressed_total", "counter",
+           "Policy matches folded into an earlier alert.");
+    evbuffer_add_printf(b, "egressd_alerts_suppressed_total %" PRIu64 "\n",
+                        v->total->alerts_suppressed);
+    family(b, "egressd_up", "gauge", "1 while every worker is capturing.");
+    evbuffer_add_printf(b, "egressd_up %d\n", v->healthy ? 1 : 0);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    struct metrics *m = arg;
+    struct metrics_view v;
+    memset(&v, 0, sizeof(v));
+    m->fn(m->arg, &v);
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    metrics_render(b, &v);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
+                      "text/plain; version=0.0.4; charset=utf-8");
+    evhttp_send_reply(req, HTTP_OK, "OK", b);
+    evbuffer_free(b);
+}
+
+static void on_healthz(struct evhttp_request *req, void *arg)
+{
+    struct metrics *m = arg;
+    struct metrics_view v;
+    memset(&v, 0, sizeof(v));
+    m->fn(m->arg, &v);
+    struct evbuffer *b = evbuffer_new();
+    if (!b) {
+        evhttp_send_error(req, HTTP_INTERNAL, NULL);
+        return;
+    }
+    evbuffer_add_printf(b, "%s\n", v.healthy ? "ok" : "not capturing");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
+    evhttp_send_reply(req, v.healthy ? HTTP_OK : HTTP_SERVUNAVAIL,
+                      v.healthy ? "OK" : "Service Unavailable", b);
+    evbuffer_free(b);
+}
+
+/* "PORT", "HOST:PORT", "[V6]:PORT" -> host, port. */
+static int parse_addr(const char *addr, char *host, size_t hostlen, int *port)
+{
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (!end || end[1] != ':' || (size_t)(end - addr - 1) >= hostlen)
+            return -1;
+        memcpy(host, addr + 1, (size_t)(end - addr - 1));
+        host[end - addr - 1] = '\0';
+        colon = end + 1;
+    } else if ((colon = strrchr(addr, ':'))) {
+        if ((size_t)(colon - addr) >= hostlen || colon == addr)
+            return -1;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+    } else {
+        snprintf(host, hostlen, "127.0.0.1");
+        colon = addr - 1;
+    }
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (!colon[1] || *end || p < 0 || p > 65535)
+        return -1;
+    *port = (int)p;
+    return 0;
+}
+
+int metrics_open(struct event_base *base, const char *addr, metrics_view_fn fn, void *arg,
+                 struct metrics **out, struct egr_err *err)
+{
+    char host[128];
+    int port;
+    if (parse_addr(addr, host, sizeof(host), &port) != 0)
+        return egr_fail(err, EGR_EINVAL, "--metrics '%s': expected PORT, HOST:PORT or [V6]:PORT",
+                        addr);
+    struct metrics *m = calloc(1, sizeof(*m));
+    if (!m || !(m->http = evhttp_new(base))) {
+        free(m);
+        return egr_fail(err, EGR_ENOMEM, "metrics: out of memory");
+    }
+    m->fn = fn;
+    m->arg = arg;
+    evhttp_set_allowed_methods(m->http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+    evhttp_set_cb(m->http, "/metrics", on_metrics, m);
+    evhttp_set_cb(m->http, "/healthz", on_healthz, m);
+    struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(m->http, host, (uint16_t)port);
+    if (!bs) {
+        evhttp_free(m->http);
+        free(m);
+        return egr_fail(err, EGR_EIO, "--metrics %s: cannot listen (address in use or not local)",
+                        addr);
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    m->port = port;
+    if (getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &len) == 0)
+        m->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    *out = m;
+    return EGR_OK;
+}
+
+int metrics_port(const struct metrics *m)
+{
+    return m->port;
+}
+
+void metrics_close(struct metrics *m)
+{
+    if (!m)
+        return;
+    evhttp_free(m->http);
+    free(m);
+}
