@@ -11,15 +11,18 @@
 #     -v /var/log/egressd:/var/log/egressd -v /var/lib/egressd/spool:/var/lib/egressd/spool \
 #     egressd -c /etc/egressd/edge-sidecar.yaml -i eth1 --metrics 127.0.0.1:9100
 #
-# With Redis and the dashboard: docker-compose.yml. More: docs/deployment.md.
+# With Redis and the dashboard: docker-compose.yml. More: README.md (Deployment),
+# docs/live.md (privileges, metrics).
 #
 # The build stage installs its packages with the same script as the README
 # (scripts/deps.sh). The runtime stage holds only the shared libraries, the
 # programs, the shipped configurations, the dashboard's page and the default
 # GeoIP/ASN databases, and runs as the unprivileged user egressd: the binary
-# carries CAP_NET_RAW and CAP_NET_ADMIN as file capabilities, which take
-# effect only when the container is given them (--cap-add), and egressd
-# gives them up once its captures are open.
+# carries CAP_NET_RAW and CAP_NET_ADMIN as permitted file capabilities, which
+# it has only when the container is given them (--cap-add). egressd makes
+# them effective itself just before opening its captures and gives them up
+# right after. (Not "+ep": with the effective bit the kernel refuses to run
+# the binary at all in a container lacking one of them, replays included.)
 
 FROM debian:12 AS build
 WORKDIR /src
@@ -41,7 +44,7 @@ COPY --from=build /build/egressd /build/egressd-dashboard /usr/local/bin/
 COPY --from=build /geoip /var/lib/egressd/geoip
 COPY dashboards /usr/local/share/egressd/dashboards
 COPY sensors /etc/egressd
-RUN setcap cap_net_raw,cap_net_admin+ep /usr/local/bin/egressd \
+RUN setcap cap_net_raw,cap_net_admin+p /usr/local/bin/egressd \
  && apt-get purge -y libcap2-bin && apt-get autoremove -y
 USER egressd
 # /healthz of --metrics (bash's /dev/tcp: no HTTP client in the image).

@@ -553,6 +553,8 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
     json_kv_u64(jb, "not_ip", st->not_ip);
     json_kv_u64(jb, "inputs", st->inputs);
     json_kv_u64(jb, "input_errors", st->input_errors);
+    json_kv_u64(jb, "kernel_drops", st->drop_kernel);
+    json_kv_u64(jb, "kernel_ifdrops", st->drop_ifdrop);
     json_obj_close(jb);
 
     json_kv_obj(jb, "decoder");
@@ -601,6 +603,8 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
         json_kv_u64(jb, "rejected", r->rejected);
         json_kv_u64(jb, "undelivered", r->undelivered);
         json_kv_u64(jb, "reconnects", r->reconnects);
+        json_kv_u64(jb, "queue_depth", r->queue_depth);
+        json_kv_u64(jb, "spool_depth", r->spool_depth);
         json_obj_close(jb);
     }
 

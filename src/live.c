@@ -97,7 +97,6 @@ static void stats_add(struct run_stats *d, const struct run_stats *s)
     d->not_ip += s->not_ip;
     d->drop_kernel += s->drop_kernel;
     d->drop_ifdrop += s->drop_ifdrop;
-    d->drop_sensor += s->drop_sensor;
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
         d->decode.c[i] += s->decode.c[i];
     d->flow.packets += s->flow.packets;
@@ -127,9 +126,6 @@ static void publish(struct live_worker *lw, int state)
     capture_stats(lw->cap, &cs);
     st.drop_kernel = cs.drop;
     st.drop_ifdrop = cs.ifdrop;
-    /* Records go straight to the sensor, with no queue that could overflow:
-     * drop_sensor stays 0 (flow-cap evictions are records with reason
-     * "evicted", not lost packets). */
     pthread_mutex_lock(&lw->mu);
     lw->snap = st;
     if (state != LW_RUNNING)
@@ -197,14 +193,12 @@ static void *worker_main(void *arg)
 
 static void metrics_view(void *arg, struct metrics_view *v);
 
-int live_open(const struct live_opts *o, const struct egr_config *cfg, struct sensor *sensor,
-              struct live **out, struct egr_err *err)
+int live_open(const struct live_opts *o, struct live **out, struct egr_err *err)
 {
     struct live *l = calloc(1, sizeof(*l));
     if (!l)
         return egr_fail(err, EGR_ENOMEM, "out of memory");
     l->o = *o;
-    l->sensor = sensor;
     l->n = o->nifaces * o->workers;
     l->ws = calloc(l->n, sizeof(*l->ws));
     l->view_ws = calloc(l->n, sizeof(*l->view_ws));
@@ -238,9 +232,6 @@ int live_open(const struct live_opts *o, const struct egr_config *cfg, struct se
             rc = egr_fail(err, EGR_EINVAL, "%s: unsupported link type %d", lw->iface, lw->dlt);
             break;
         }
-        rc = worker_new(cfg, sensor_emit, sensor, &lw->w, err);
-        if (rc == EGR_OK)
-            worker_set_annotate(lw->w, sensor_annotate, sensor);
     }
     if (rc == EGR_OK && !(l->base = event_base_new()))
         rc = egr_fail(err, EGR_ENOMEM, "cannot create the event loop");
@@ -252,6 +243,20 @@ int live_open(const struct live_opts *o, const struct egr_config *cfg, struct se
         return rc;
     }
     *out = l;
+    return EGR_OK;
+}
+
+int live_attach(struct live *l, const struct egr_config *cfg, struct sensor *sensor,
+                struct egr_err *err)
+{
+    l->sensor = sensor;
+    for (size_t i = 0; i < l->n; i++) {
+        struct live_worker *lw = &l->ws[i];
+        int rc = worker_new(cfg, sensor_emit, sensor, &lw->w, err);
+        if (rc != EGR_OK)
+            return rc;
+        worker_set_annotate(lw->w, sensor_annotate, sensor);
+    }
     return EGR_OK;
 }
 

@@ -225,32 +225,48 @@ static long parse_num(const char *s, long lo, long hi)
 static int run_live(struct live_opts *lo, const char *user, struct egr_config *cfg,
                     const char *config_path, const char *json_path)
 {
+    struct egr_err err = {""};
+    struct live *l = NULL;
+    int rc = geteuid() != 0 ? privs_raise_caps(&err) : EGR_OK;
+    if (rc == EGR_OK)
+        rc = live_open(lo, &l, &err);
+    /* Privileges go right after the captures and the metrics socket are
+     * open, while this is the only thread (capabilities are per thread, and
+     * the sensor's Redis thread is yet to start). Outputs are therefore
+     * opened as the unprivileged user, as they are on every SIGHUP reopen. */
+    if (rc == EGR_OK) {
+        if (user)
+            rc = privs_drop(user, &err);
+        else if (geteuid() != 0)
+            rc = privs_drop_caps(&err);
+    }
+    if (rc != EGR_OK) {
+        fprintf(stderr, "egressd: %s\n", err.msg);
+        live_free(l);
+        return rc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
+    }
     char source[1200];
     snprintf(source, sizeof(source), "interface %s%s", lo->ifaces[0], lo->nifaces > 1 ? " ..." : "");
-    struct egr_err err = {""};
     struct sensor *sensor;
     if (sensor_open(cfg, json_path, source, &sensor, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
+        live_free(l);
         return EXIT_RUNTIME;
     }
     struct run_stats st;
     memset(&st, 0, sizeof(st));
-    struct live *l = NULL;
-    int rc = live_open(lo, cfg, sensor, &l, &err);
-    int status = rc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
-    if (rc == EGR_OK && user && (rc = privs_drop(user, &err)) != EGR_OK)
-        status = EXIT_USAGE;
-    if (rc == EGR_OK) {
-        struct run_ctl ctl = {config_path, sensor, NULL, &st};
-        status = 0;
+    int status = 0;
+    if (live_attach(l, cfg, sensor, &err) != EGR_OK) {
+        fprintf(stderr, "egressd: %s\n", err.msg);
+        status = EXIT_RUNTIME;
+    } else if (!sig_stop) {
         /* A stop asked for while starting up (before the event loop watches
          * the signals) ends the run before it begins. */
-        if (!sig_stop && live_run(l, live_reload, &ctl, &st, &err) != EGR_OK) {
+        struct run_ctl ctl = {config_path, sensor, NULL, &st};
+        if (live_run(l, live_reload, &ctl, &st, &err) != EGR_OK) {
             fprintf(stderr, "egressd: %s\n", err.msg);
             status = EXIT_RUNTIME;
         }
-    } else {
-        fprintf(stderr, "egressd: %s\n", err.msg);
     }
     live_free(l);
     if (sensor_finish(sensor, &st, &err) != EGR_OK) {

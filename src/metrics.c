@@ -75,12 +75,11 @@ void metrics_render(struct evbuffer *b, const struct metrics_view *v)
         }
     }
     family(b, "egressd_drops_total", "counter",
-           "Packets lost: kernel = capture ring full, ifdrop = interface or driver, "
-           "sensor = inside egressd.");
+           "Packets lost before egressd saw them: kernel = capture ring full, "
+           "ifdrop = interface or driver.");
     for (size_t i = 0; i < v->nworkers; i++) {
         worker_sample(b, "egressd_drops_total", v, i, "cause=\"kernel\"", v->worker[i].drop_kernel);
         worker_sample(b, "egressd_drops_total", v, i, "cause=\"ifdrop\"", v->worker[i].drop_ifdrop);
-        worker_sample(b, "egressd_drops_total", v, i, "cause=\"sensor\"", v->worker[i].drop_sensor);
     }
     family(b, "egressd_flows_active", "gauge", "Flows tracked now.");
     for (size_t i = 0; i < v->nworkers; i++)
@@ -104,6 +103,36 @@ void metrics_render(struct evbuffer *b, const struct metrics_view *v)
            "Policy matches folded into an earlier alert.");
     evbuffer_add_printf(b, "egressd_alerts_suppressed_total %" PRIu64 "\n",
                         v->total->alerts_suppressed);
+    const struct redis_stats *r = &v->total->redis;
+    if (r->enabled) {
+        static const struct {
+            const char *name, *type, *help;
+            size_t off;
+        } rs[] = {
+            {"egressd_redis_records_total", "counter", "Records handed to the Redis sink.",
+             offsetof(struct redis_stats, records)},
+            {"egressd_redis_sent_total", "counter", "Stream entries Redis acknowledged.",
+             offsetof(struct redis_stats, sent)},
+            {"egressd_redis_spooled_total", "counter",
+             "Records that overflowed the memory queue into the on-disk spool.",
+             offsetof(struct redis_stats, spooled)},
+            {"egressd_redis_dropped_total", "counter",
+             "Records lost: queue and spool full, or refused by Redis.",
+             offsetof(struct redis_stats, dropped)},
+            {"egressd_redis_reconnects_total", "counter", "Connections made after the first.",
+             offsetof(struct redis_stats, reconnects)},
+            {"egressd_redis_queue_depth", "gauge", "Records waiting in memory for Redis.",
+             offsetof(struct redis_stats, queue_depth)},
+            {"egressd_redis_spool_depth", "gauge", "Records waiting in the on-disk spool.",
+             offsetof(struct redis_stats, spool_depth)},
+        };
+        for (size_t k = 0; k < EGR_ARRAY_LEN(rs); k++) {
+            uint64_t val;
+            memcpy(&val, (const char *)r + rs[k].off, sizeof(val));
+            family(b, rs[k].name, rs[k].type, rs[k].help);
+            evbuffer_add_printf(b, "%s %" PRIu64 "\n", rs[k].name, val);
+        }
+    }
     family(b, "egressd_up", "gauge", "1 while every worker is capturing.");
     evbuffer_add_printf(b, "egressd_up %d\n", v->healthy ? 1 : 0);
 }

@@ -86,6 +86,25 @@ void outputs_stats(struct outputs *o, const struct run_stats *st)
     }
 }
 
+void outputs_flush(struct outputs *o)
+{
+    for (unsigned i = 0; i < o->n; i++) {
+        struct sink *s = &o->sinks[i];
+        if (s->ops->flush(s->self) != EGR_OK)
+            note_failure(o, s);
+    }
+}
+
+void outputs_redis_counters(struct outputs *o, struct redis_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    for (unsigned i = 0; i < o->n; i++) {
+        void *r = sink_redis_self(&o->sinks[i]);
+        if (r)
+            sink_redis_counters(r, out);
+    }
+}
+
 void outputs_progress(struct outputs *o, const struct run_stats *st)
 {
     for (unsigned i = 0; i < o->n; i++) {

@@ -26,7 +26,7 @@ struct sensor {
     struct policy_state *pstate; /* lock */
     struct outputs out;        /* lock */
     uint64_t last_us;          /* packet time of the latest record; lock */
-    time_t next_save, next_intel_check; /* control thread */
+    time_t next_save, next_intel_check, next_flush; /* control thread */
     struct egr_err note;       /* last background failure, for the log */
 };
 
@@ -151,14 +151,21 @@ void sensor_progress(struct sensor *s, const struct run_stats *st)
 
 void sensor_poll(struct sensor *s)
 {
-    pthread_mutex_lock(&s->lock);
-    outputs_poll(&s->out);
-    pthread_mutex_unlock(&s->lock);
-
     /* Timers run on the wall clock: a quiet sensor still saves what it
      * learned and picks up new intel. Only this thread swaps the policy,
      * so reading the pointer here needs no lock. */
     time_t now = now_s();
+    pthread_mutex_lock(&s->lock);
+    outputs_poll(&s->out);
+    /* Once a second the JSON lines reach the file: a reader (tail -f, a SIEM
+     * shipper) on a quiet link is never more than that behind, and a buffer
+     * is not written per record. */
+    if (now >= s->next_flush) {
+        outputs_flush(&s->out);
+        s->next_flush = now + 1;
+    }
+    pthread_mutex_unlock(&s->lock);
+
     if (policy_learning(s->policy) && now >= s->next_save) {
         save_baseline(s);
         s->next_save = now + policy_config_of(s->policy)->save_interval;
@@ -186,6 +193,7 @@ void sensor_stats(struct sensor *s, struct run_stats *st)
     struct policy_stats ps;
     pthread_mutex_lock(&s->lock);
     policy_state_stats(s->pstate, &ps);
+    outputs_redis_counters(&s->out, &st->redis);
     pthread_mutex_unlock(&s->lock);
     st->alerts += ps.alerts;
     st->alerts_suppressed += ps.suppressed;

@@ -1196,6 +1196,8 @@ static void publish(struct sink_redis *s)
 {
     s->snap = s->st;
     s->snap.enabled = 1;
+    s->snap.queue_depth = s->mem_count - s->mem_agg;
+    s->snap.spool_depth = s->spool ? spool_count(s->spool) : 0;
     s->ready = usable(s) && !s->stalled && !s->finished;
     if (!s->ready && s->agg_skipped && !s->agg_full_noted) {
         s->agg_full_noted = 1;
@@ -1352,7 +1354,7 @@ void sink_redis_progress(void *self, const struct run_stats *st)
     pthread_mutex_lock(&s->mx);
     s->hb_packets = st->packets;
     s->hb_bytes = st->bytes;
-    s->hb_drops = st->drop_kernel + st->drop_ifdrop + st->drop_sensor;
+    s->hb_drops = st->drop_kernel + st->drop_ifdrop;
     s->hb_active = st->flow.active;
     pthread_mutex_unlock(&s->mx);
 }
@@ -1512,6 +1514,7 @@ void sink_redis_counters(void *self, struct redis_stats *out)
     /* Handed over, not yet seen by the thread. */
     out->records += s->in_records;
     out->dropped += s->in_dropped;
+    out->queue_depth += s->in_count;
     out->enabled = 1;
     pthread_mutex_unlock(&s->mx);
 }

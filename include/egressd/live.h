@@ -32,12 +32,17 @@ struct live_opts {
 
 struct live;
 
-/* Opens every capture and builds every worker (needs the capture
- * privileges; start no thread yet, so privileges can be dropped after it).
- * Records will go to `sensor`. Errors as capture_open_live, EGR_EINVAL for
- * an unsupported link type or a bad metrics address. */
-int live_open(const struct live_opts *o, const struct egr_config *cfg, struct sensor *sensor,
-              struct live **out, struct egr_err *err);
+/* Opens every capture and binds the metrics server: the steps that need
+ * privileges. Starts no thread, so privileges can be dropped right after it
+ * (before anything else, the sensor's Redis thread included, exists).
+ * Errors as capture_open_live, EGR_EINVAL for an unsupported link type or a
+ * bad metrics address. */
+int live_open(const struct live_opts *o, struct live **out, struct egr_err *err);
+
+/* Builds one worker (decode, flow table, nDPI) per capture, each sending its
+ * records to `sensor`. Once, after live_open and before live_run. */
+int live_attach(struct live *l, const struct egr_config *cfg, struct sensor *sensor,
+                struct egr_err *err);
 
 /* SIGHUP: called on the control thread. */
 typedef void (*live_reload_fn)(void *arg);

@@ -47,6 +47,13 @@ int outputs_reopen(struct outputs *o, struct egr_err *err);
  * blocking. Called between packets; cheap when there is nothing to do. */
 void outputs_poll(struct outputs *o);
 
+/* Pushes buffered output to its files (once a second from sensor_poll). A
+ * failure marks the outputs failed, as a failed write does. */
+void outputs_flush(struct outputs *o);
+
+/* The Redis sink's counters so far (enabled = 0 without one). */
+void outputs_redis_counters(struct outputs *o, struct redis_stats *out);
+
 /* Writes the final stats event, flushes every sink (waiting for sinks that
  * deliver asynchronously, up to their configured deadline) and closes them.
  * Returns EGR_OK or the first failure of the run. */

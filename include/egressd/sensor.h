@@ -29,7 +29,7 @@ void sensor_emit(void *arg, struct flow_record *rec);
 void sensor_annotate(void *arg, struct flow_record *rec);
 
 /* Lets sinks with background work make progress; cheap. Control thread. */
-void sensor_poll(struct sensor *s);
+void sensor_poll(struct sensor *s); /* also flushes the JSON output once a second */
 
 /* Hands the capture's counters so far (workers' *_stats()) to the sinks
  * that report them between stats events (the Redis heartbeat). Control

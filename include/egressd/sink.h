@@ -26,6 +26,8 @@ struct redis_stats {
     uint64_t rejected;         /* of dropped, refused by Redis (WRONGTYPE, ...) */
     uint64_t undelivered;      /* still waiting when the run ended */
     uint64_t reconnects;       /* connections made after the first */
+    uint64_t queue_depth;      /* now: records waiting in memory */
+    uint64_t spool_depth;      /* now: records waiting in the on-disk spool */
 };
 
 /* Totals of one run, for the final (and periodic) `stats` event. */
@@ -38,10 +40,11 @@ struct run_stats {
     uint64_t inputs;           /* capture files / interfaces read */
     uint64_t input_errors;     /* inputs that ended in an error */
     /* live capture drops (0 in replay): libpcap's counters summed over
-     * workers, and the sensor's own */
+     * workers. A worker reads its own capture, so no queue inside the
+     * sensor can overflow and lose packets; the flow cap ends flows early
+     * (reason "evicted") instead of dropping them. */
     uint64_t drop_kernel;      /* ps_drop: the kernel's capture buffer was full */
     uint64_t drop_ifdrop;      /* ps_ifdrop: dropped by the interface or driver */
-    uint64_t drop_sensor;      /* dropped inside the sensor (a full hand-off queue) */
     struct decode_stats decode;
     struct flow_stats flow;
     /* enrichment */

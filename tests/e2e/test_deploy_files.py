@@ -32,7 +32,8 @@ else:
     c.check(m is not None and float(m.group(1)) <= 3.0,
             f"systemd-analyze security: exposure {m and m.group(1)} (want <= 3.0): {(p.stdout + p.stderr)[-300:]!r}")
     for need in ("CapabilityBoundingSet=CAP_NET_RAW CAP_NET_ADMIN", "NoNewPrivileges=yes", "ProtectSystem=strict",
-                 "ExecReload=/bin/kill -HUP $MAINPID", "-u egressd"):
+                 "ExecReload=/bin/kill -HUP $MAINPID", "User=egressd",
+                 "AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN\n"):
         c.check(need in unit, f"unit: {need!r} missing")
 
 # ExecStartPre, run as written against the datacenter profile.

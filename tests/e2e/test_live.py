@@ -11,9 +11,16 @@ veth pair while tcpreplay writes real captures into the other end.
   "shutdown" and exits 0.
 - A quiet link still expires idle flows (wall-clock ticks).
 - -u nobody: after start-up the process runs as nobody with no capability
-  and still captures; as root without -u it refuses to start (exit 2)
-  unless --allow-root.
-- --stats-interval writes periodic stats events.
+  in any thread, no_new_privs set, and still captures; as root without -u
+  it refuses to start (exit 2) unless --allow-root.
+- Started as nobody from a copy of the binary with file capabilities
+  (cap_net_raw,cap_net_admin+ep, as in the container image): it captures,
+  then no thread keeps a capability; -u naming another user is refused.
+  The same started with ambient capabilities (the systemd unit's way).
+- --stats-interval writes periodic stats events; the JSON output is flushed
+  while running, so a quiet link's records reach the file within seconds.
+- With Redis: /metrics and the stats event carry the delivery counters and
+  the queue depth, which grows while Redis is down.
 - /metrics parses as Prometheus text and agrees with the stats event;
   /healthz answers 200 "ok".
 - Usage errors: -r with -i, a filter that does not compile.
@@ -33,12 +40,15 @@ import time
 import urllib.request
 
 from egrtest import BIN, Checker, flows, need_shared, replay, write_file
+from redisharness import RedisServer
 
 if os.geteuid() != 0:
     sys.exit("FAIL: test_live needs root (it creates network namespaces and veth pairs)")
 
 c = Checker("test_live")
 tmp = tempfile.mkdtemp()
+# Like /tmp: the runs that drop to nobody open their outputs as nobody.
+os.chmod(tmp, 0o1777)
 CAPS = [need_shared("pcaps", n) for n in ("443-curl.pcap", "443-git.pcap", "dns_doh.pcap")]
 MANY = need_shared("pcaps", "1kxun.pcap")  # 130 flows: enough to split by hash
 
@@ -77,13 +87,13 @@ class Netns:
 class Live:
     """egressd -i cap0 in the namespace; waits until it captures."""
 
-    def __init__(self, ns, name, extra=(), netns_exec=True, ready=True):
+    def __init__(self, ns, name, extra=(), netns_exec=True, ready=True, prefix=(), binary=BIN):
         self.out = os.path.join(tmp, name + ".json")
         self.errpath = os.path.join(tmp, name + ".err")
         self.errf = open(self.errpath, "w")
-        args = [BIN, "-i", "cap0", "--json", self.out, "--stats-interval", "0"] + list(extra)
+        args = [binary, "-i", "cap0", "--json", self.out, "--stats-interval", "0"] + list(extra)
         self.ns = ns
-        self.p = subprocess.Popen(ns.ex + args, stderr=self.errf)
+        self.p = subprocess.Popen(ns.ex + list(prefix) + args, stderr=self.errf)
         self.port = None
         if ready:
             self.wait_for("capturing on", 20)
@@ -160,6 +170,29 @@ def flow_val(e):
 
 def summary(events):
     return collections.Counter((flow_key(e),) + flow_val(e) for e in flows(events))
+
+
+def proc_status(pid, task=None):
+    path = f"/proc/{pid}/task/{task}/status" if task else f"/proc/{pid}/status"
+    with open(path) as fh:
+        return dict((k, v.strip()) for k, v in
+                    (line.split(":", 1) for line in fh.read().splitlines() if ":" in line))
+
+
+def check_no_caps(what, pid):
+    """Every thread: no capability in any set that could be used, and
+    no_new_privs (capabilities are per thread: one left behind in a helper
+    thread would be a capability kept)."""
+    tasks = os.listdir(f"/proc/{pid}/task")
+    bad = []
+    for t in tasks:
+        st = proc_status(pid, t)
+        for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+            if st.get(cap, "0000000000000000") != "0000000000000000":
+                bad.append(f"thread {t} {cap} {st[cap]}")
+        if st.get("NoNewPrivs") != "1":
+            bad.append(f"thread {t} NoNewPrivs {st.get('NoNewPrivs')}")
+    c.check(len(tasks) >= 2 and not bad, f"{what}: {len(tasks)} threads, {bad}")
 
 
 def last_stats(events):
@@ -240,7 +273,10 @@ try:
     c.check(sum(v for _, v in fams.get("egressd_bytes_total", [])) ==
             st.get("capture", {}).get("bytes"), "/metrics bytes equal the stats event's")
     drops = {lab["cause"]: v for lab, v in fams.get("egressd_drops_total", [])}
-    c.check(drops == {"kernel": 0, "ifdrop": 0, "sensor": 0}, f"drops: {drops}")
+    c.check(drops == {"kernel": 0, "ifdrop": 0}, f"drops: {drops}")
+    cap = st.get("capture", {})
+    c.check(cap.get("kernel_drops") == 0 and cap.get("kernel_ifdrops") == 0,
+            f"stats event drops: {cap}")
     active = sum(v for _, v in fams.get("egressd_flows_active", []))
     c.check(active == len(want), f"flows active {active}, want {len(want)}")
     c.check("egressd_flows_ended_total" in fams and "egressd_alerts_total" in fams,
@@ -285,7 +321,11 @@ try:
     ns.send([need_shared("pcaps", "NTPv4.pcap")])
     # One UDP packet, then silence: with no further packet the flow must end
     # by timeout (1 s), before the SIGTERM below, not with it.
-    time.sleep(2.5)
+    # The record reaches the file while egressd runs (the output is flushed
+    # once a second), not only when it exits.
+    ev = lv.wait_events(lambda e: e.get("event_type") == "flow", secs=5)
+    c.check(any(e.get("event_type") == "flow" for e in ev),
+            "quiet link: the expired flow's record is in the file while running")
     lv.p.send_signal(signal.SIGHUP)
     try:
         lv.wait_for("reloaded", 10)
@@ -298,6 +338,49 @@ try:
     c.check(len(f) == 1 and f[0]["flow"]["reason"] == "timeout",
             f"quiet link: idle UDP flow expired: {[x['flow'] for x in f]}")
 
+    # --- Redis delivery in /metrics and the stats event ------------------------
+    # The server on a unix socket: the namespace has its own network but
+    # shares the file system.
+    rs = RedisServer()
+    rs.start()
+    try:
+        # Short timeouts: records leave while egressd runs, not at SIGTERM.
+        rcfg = write_file(tmp, "redis.yaml",
+                          "flow:\n  timeouts:\n    tcp_new: 1\n    tcp_established: 1\n"
+                          "    tcp_closed: 1\n    udp: 1\n    icmp: 1\n    other: 1\n"
+                          "redis:\n  drain_timeout: 1\n  flush_ms: 20\n")
+        lv = Live(ns, "redis", ["--allow-root", "-c", rcfg, "--redis", rs.unix_url, "--metrics", "0"])
+        ns.send([MANY])
+        time.sleep(2.5)
+        fams, problems = parse_prom(lv.get("/metrics")[1])
+        val = {k: sum(v for _, v in fams.get(k, [])) for k in (
+            "egressd_redis_records_total", "egressd_redis_sent_total", "egressd_redis_queue_depth",
+            "egressd_redis_spool_depth", "egressd_redis_dropped_total")}
+        nflows = len(flows(lv.events()))
+        c.check(not problems and val["egressd_redis_records_total"] >= nflows > 0 and
+                val["egressd_redis_sent_total"] >= nflows and val["egressd_redis_dropped_total"] == 0 and
+                val["egressd_redis_queue_depth"] == 0 and val["egressd_redis_spool_depth"] == 0,
+                f"/metrics with Redis up: {val}, {nflows} flow records, {problems[:3]}")
+        # Redis gone: what arrives waits in the queue, and the gauge says so.
+        rs.kill()
+        ns.send([CAPS[0], CAPS[1]])
+        time.sleep(1.5)
+        fams, _ = parse_prom(lv.get("/metrics")[1])
+        depth = sum(v for _, v in fams.get("egressd_redis_queue_depth", []))
+        depth += sum(v for _, v in fams.get("egressd_redis_spool_depth", []))
+        c.check(depth > 0, f"/metrics with Redis down: queue depth {depth}")
+        lv.p.send_signal(signal.SIGUSR1)
+        ev = lv.wait_events(lambda e: e.get("event_type") == "stats"
+                            and e["stats"].get("redis", {}).get("queue_depth", 0) > 0)
+        st = last_stats(ev).get("redis", {})
+        c.check(st.get("queue_depth", 0) > 0, f"SIGUSR1 stats with Redis down: {st}")
+        # Redis still down when asked to stop: the drain gives up after
+        # redis.drain_timeout and says what was not delivered (exit 1).
+        rc = lv.stop()
+        c.check(rc == 1 and "not delivered" in lv.err(), f"Redis down at SIGTERM: exit {rc}: {lv.err()}")
+    finally:
+        rs.destroy()
+
     # --- privileges ---------------------------------------------------------
     lv = Live(ns, "nobody", ["-u", "nobody", "--stats-interval", "1"])
     with open(f"/proc/{lv.p.pid}/status") as fh:
@@ -305,8 +388,7 @@ try:
     uids = status["Uid"].split()
     c.check(len(uids) == 4 and all(u != "0" for u in uids), f"-u nobody: Uid {uids}")
     c.check(all(g != "0" for g in status["Gid"].split()), f"-u nobody: Gid {status['Gid']}")
-    for cap in ("CapEff", "CapPrm"):
-        c.check(status[cap].strip() == "0000000000000000", f"-u nobody: {cap} {status[cap]}")
+    check_no_caps("-u nobody", lv.p.pid)
     sent = ns.send([CAPS[0]])
     time.sleep(1.6)
     rc = lv.stop()
@@ -315,6 +397,55 @@ try:
     c.check(nstats >= 2, f"--stats-interval 1: {nstats} stats events in 1.6 s + the final one")
     c.check(last_stats(lv.events()).get("capture", {}).get("packets") == sent,
             "-u nobody still captures")
+
+    # File capabilities, started as nobody: the container image's way.
+    capbin = os.path.join(tmp, "egressd-caps")
+    shutil.copy(BIN, capbin)
+    os.chmod(capbin, 0o755)
+    # Permitted only, as the Dockerfile sets them: egressd raises them itself.
+    sh("setcap", "cap_net_raw,cap_net_admin+p", capbin)
+    as_nobody = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    lv = Live(ns, "filecaps", ["--workers", "2"], prefix=as_nobody, binary=capbin)
+    status = proc_status(lv.p.pid)
+    c.check(status["Uid"].split()[0] != "0", f"file caps: runs as {status['Uid']}")
+    check_no_caps("file caps after start", lv.p.pid)
+    sent = ns.send([CAPS[1]])
+    time.sleep(0.5)
+    rc = lv.stop()
+    c.check(rc == 0, f"file caps: exit {rc}: {lv.err()}")
+    c.check(last_stats(lv.events()).get("capture", {}).get("packets") == sent,
+            f"file caps: captured {last_stats(lv.events()).get('capture')} of {sent}")
+    # A container given neither capability (Docker's default set lacks
+    # NET_ADMIN): the binary still runs, and replays.
+    p = subprocess.run(as_nobody + ["--bounding-set=-net_admin,-net_raw", capbin, "-r", CAPS[0],
+                                    "--json", os.path.join(tmp, "nocaps.json")],
+                       capture_output=True, text=True)
+    with open(os.path.join(tmp, "nocaps.json")) as fh:
+        nocaps = [json.loads(x) for x in fh]
+    c.check(p.returncode == 0 and len(flows(nocaps)) > 0,
+            f"file caps, none in the bounding set: replay exit {p.returncode}: {p.stderr!r}")
+    # ... and live capture there fails with one line, not a crash.
+    p = subprocess.run(ns.ex + as_nobody + ["--bounding-set=-net_admin,-net_raw", capbin, "-i", "cap0"],
+                       capture_output=True, text=True, timeout=20)
+    c.check(p.returncode != 0 and p.stderr.count("\n") == 1 and "cap0" in p.stderr,
+            f"no capability, -i: exit {p.returncode}: {p.stderr!r}")
+
+    # Ambient capabilities, as systemd's User= + AmbientCapabilities= start
+    # the shipped unit: the plain binary, no file capabilities.
+    ambient = as_nobody + ["--inh-caps=+net_raw,+net_admin", "--ambient-caps=+net_raw,+net_admin"]
+    lv = Live(ns, "ambient", [], prefix=ambient)
+    check_no_caps("ambient caps after start", lv.p.pid)
+    sent = ns.send([CAPS[2]])
+    time.sleep(0.5)
+    rc = lv.stop()
+    c.check(rc == 0 and last_stats(lv.events()).get("capture", {}).get("packets") == sent,
+            f"ambient caps: exit {rc}, captured {last_stats(lv.events()).get('capture')} of {sent}")
+    lv = Live(ns, "filecaps-u", ["-u", "daemon"], prefix=as_nobody, binary=capbin, ready=False)
+    lv.p.wait(timeout=20)
+    rc = lv.stop()
+    err = lv.err()
+    c.check(rc == 2 and "-u daemon: switching users needs root" in err and err.count("\n") == 1,
+            f"non-root -u other user: exit {rc}: {err!r}")
 
     lv = Live(ns, "root", [], ready=False)
     rc = lv.stop(sig=0) if lv.p.wait(timeout=20) is not None else None

@@ -311,6 +311,8 @@ static void test_stats(void **state)
     st.not_ip = 10;
     st.inputs = 2;
     st.input_errors = 1;
+    st.drop_kernel = 13;
+    st.drop_ifdrop = 14;
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
         st.decode.c[i] = 100 + i;
     st.flow.flows_created = 77;
@@ -337,7 +339,8 @@ static void test_stats(void **state)
     assert_true(jbuf_ok(&jb));
     const char *head = "{\"timestamp\":\"2023-11-14T22:13:20.123456+0000\",\"event_type\":\"stats\","
                        "\"stats\":{\"capture\":{\"packets\":1000,\"bytes\":123456,\"ip_packets\":990,"
-                       "\"not_ip\":10,\"inputs\":2,\"input_errors\":1},\"decoder\":{";
+                       "\"not_ip\":10,\"inputs\":2,\"input_errors\":1,\"kernel_drops\":13,"
+                       "\"kernel_ifdrops\":14},\"decoder\":{";
     assert_memory_equal(jb.buf, head, strlen(head));
     const char *tail = "\"flow\":{\"created\":77,\"active\":3,\"active_max\":50,\"frag_orphans\":4,"
                        "\"classify_oom\":5,\"records\":{\"timeout\":10,\"closed\":20,"
@@ -364,6 +367,19 @@ static void test_stats(void **state)
         if (!strstr(jb.buf, kv))
             fail_msg("%s missing from %s", kv, jb.buf);
     }
+
+    /* with Redis: its delivery counters and the current queue depths */
+    st.redis.enabled = 1;
+    st.redis.sent = 21;
+    st.redis.queue_depth = 5;
+    st.redis.spool_depth = 6;
+    jbuf_reset(&jb);
+    eve_format_stats(&jb, &st);
+    assert_int_equal(jc_check_text(jb.buf, jb.len, "doc",
+                                   "d[\"stats\"][\"redis\"][\"sent\"] == 21 and "
+                                   "d[\"stats\"][\"redis\"][\"queue_depth\"] == 5 and "
+                                   "d[\"stats\"][\"redis\"][\"spool_depth\"] == 6"),
+                     0);
     jbuf_free(&jb);
 }
 

@@ -54,7 +54,9 @@ static void test_render_workers(void **state)
     assert_non_null(
         strstr(s, "egressd_drops_total{interface=\"eth0\",worker=\"0\",cause=\"kernel\"} 7\n"));
     assert_non_null(
-        strstr(s, "egressd_drops_total{interface=\"eth0\",worker=\"0\",cause=\"sensor\"} 0\n"));
+        strstr(s, "egressd_drops_total{interface=\"eth0\",worker=\"0\",cause=\"ifdrop\"} 0\n"));
+    /* no Redis configured: no Redis families */
+    assert_null(strstr(s, "egressd_redis_"));
     assert_non_null(strstr(s, "# TYPE egressd_flows_active gauge\n"));
     assert_non_null(strstr(s, ",worker=\"1\"} 3\n"));
     assert_non_null(strstr(
@@ -67,6 +69,18 @@ static void test_render_workers(void **state)
     v.healthy = 0;
     s = render(&v);
     assert_non_null(strstr(s, "egressd_up 0\n"));
+    free(s);
+    /* with Redis: delivery counters and the queue and spool depths */
+    total.redis.enabled = 1;
+    total.redis.sent = 41;
+    total.redis.dropped = 3;
+    total.redis.queue_depth = 17;
+    total.redis.spool_depth = 9;
+    s = render(&v);
+    assert_non_null(strstr(s, "# TYPE egressd_redis_sent_total counter\negressd_redis_sent_total 41\n"));
+    assert_non_null(strstr(s, "egressd_redis_dropped_total 3\n"));
+    assert_non_null(strstr(s, "# TYPE egressd_redis_queue_depth gauge\negressd_redis_queue_depth 17\n"));
+    assert_non_null(strstr(s, "egressd_redis_spool_depth 9\n"));
     free(s);
 }
 
