@@ -24,6 +24,8 @@ veth pair while tcpreplay writes real captures into the other end.
 - /metrics parses as Prometheus text and agrees with the stats event;
   /healthz answers 200 "ok".
 - Usage errors: -r with -i, a filter that does not compile.
+- The interface removed while capturing: one line naming it, exit 1, and
+  the open flows and the final stats still written.
 
 Needs root (network namespaces); fails, not skips, without it.
 """
@@ -464,6 +466,25 @@ try:
     c.check(p.returncode == 2 and "-r and -i" in p.stderr, f"-r with -i: {p.returncode} {p.stderr!r}")
     p = subprocess.run([BIN, "-r", CAPS[0], "--workers", "2"], capture_output=True, text=True)
     c.check(p.returncode == 2 and "need -i" in p.stderr, f"--workers without -i: {p.stderr!r}")
+
+    # --- the interface disappears while capturing (last: it takes the pair) --
+    lv = Live(ns, "gone", ["--allow-root", "--workers", "2", "--metrics", "0"])
+    sent = ns.send([CAPS[0]])
+    time.sleep(0.5)
+    sh("ip", "-n", ns.name, "link", "del", "cap0")
+    try:
+        rc = lv.p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        rc = None
+    rc = lv.stop() if rc is None else rc
+    lv.errf.close()
+    err = lv.err()
+    ev = lv.events()
+    c.check(rc == 1 and "cap0" in err, f"interface removed: exit {rc}: {err!r}")
+    c.check(len(flows(ev)) > 0 and all(f["flow"]["reason"] == "shutdown" for f in flows(ev)) and
+            last_stats(ev).get("capture", {}).get("packets") == sent,
+            f"interface removed: open flows written, stats count {sent}: "
+            f"{len(flows(ev))} flows, {last_stats(ev).get('capture')}")
 finally:
     ns.close()
     shutil.rmtree(tmp, ignore_errors=True)

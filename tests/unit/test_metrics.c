@@ -1,5 +1,6 @@
-/* test_metrics.c - Prometheus rendering (families, labels, escaping) and
- * the listener's address parsing. */
+/* test_metrics.c - Prometheus rendering (families, labels, escaping), the
+ * listener's address parsing, and the HTTP endpoints answering a real
+ * client on the same event loop. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 #include <cmocka.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/http.h>
 
 #include "egressd/metrics.h"
 
@@ -117,11 +119,108 @@ static void test_open_addresses(void **state)
     event_base_free(base);
 }
 
+/* ---- HTTP: a libevent client against the server on one loop ----------- */
+
+struct fake {
+    struct run_stats ws[1], total;
+    const char *ifs[1];
+    int healthy;
+};
+
+static void fake_view(void *arg, struct metrics_view *v)
+{
+    struct fake *f = arg;
+    v->nworkers = 1;
+    v->worker = f->ws;
+    v->iface = f->ifs;
+    v->total = &f->total;
+    v->healthy = f->healthy;
+}
+
+struct reply {
+    struct event_base *base;
+    int code;
+    char body[8192];
+    char ctype[128];
+};
+
+static void on_reply(struct evhttp_request *req, void *arg)
+{
+    struct reply *r = arg;
+    r->code = req ? evhttp_request_get_response_code(req) : -1;
+    if (req) {
+        struct evbuffer *b = evhttp_request_get_input_buffer(req);
+        size_t n = evbuffer_get_length(b);
+        if (n >= sizeof(r->body))
+            n = sizeof(r->body) - 1;
+        evbuffer_remove(b, r->body, n);
+        r->body[n] = '\0';
+        const char *ct = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+        snprintf(r->ctype, sizeof(r->ctype), "%s", ct ? ct : "");
+    }
+    event_base_loopbreak(r->base);
+}
+
+static void get(struct event_base *base, int port, const char *path, struct reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->base = base;
+    struct evhttp_connection *cn = evhttp_connection_base_new(base, NULL, "127.0.0.1", (ev_uint16_t)port);
+    assert_non_null(cn);
+    evhttp_connection_set_timeout(cn, 5);
+    struct evhttp_request *req = evhttp_request_new(on_reply, r);
+    assert_non_null(req);
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Host", "127.0.0.1");
+    assert_int_equal(evhttp_make_request(cn, req, EVHTTP_REQ_GET, path), 0);
+    event_base_dispatch(base);
+    evhttp_connection_free(cn);
+}
+
+static void test_http(void **state)
+{
+    (void)state;
+    struct event_base *base = event_base_new();
+    assert_non_null(base);
+    struct fake f;
+    memset(&f, 0, sizeof(f));
+    f.ifs[0] = "eth0";
+    f.ws[0].packets = 5;
+    f.healthy = 1;
+    struct metrics *m = NULL;
+    struct egr_err err;
+    assert_int_equal(metrics_open(base, "127.0.0.1:0", fake_view, &f, &m, &err), EGR_OK);
+    int port = metrics_port(m);
+    struct reply r;
+
+    get(base, port, "/healthz", &r);
+    assert_int_equal(r.code, 200);
+    assert_string_equal(r.body, "ok\n");
+    /* a failed worker (or a stopping sensor): 503, which HEALTHCHECK and
+     * load balancers read as down */
+    f.healthy = 0;
+    get(base, port, "/healthz", &r);
+    assert_int_equal(r.code, 503);
+    assert_string_equal(r.body, "not capturing\n");
+
+    get(base, port, "/metrics", &r);
+    assert_int_equal(r.code, 200);
+    assert_non_null(strstr(r.ctype, "text/plain; version=0.0.4"));
+    assert_non_null(strstr(r.body, "egressd_packets_total{interface=\"eth0\",worker=\"0\"} 5\n"));
+    assert_non_null(strstr(r.body, "egressd_up 0\n"));
+
+    get(base, port, "/nothing", &r);
+    assert_int_equal(r.code, 404);
+
+    metrics_close(m);
+    event_base_free(base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render_workers),
         cmocka_unit_test(test_open_addresses),
+        cmocka_unit_test(test_http),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
