@@ -336,6 +336,28 @@ unsigned redis_agg_flush(struct redis_agg *a, const struct redis_schema *sc, str
         rcmd_end(b);
         i = j;
     }
+    /* The newest minute with aggregates, for readers that must find "the
+     * last hour" of a replay whose final records were not egress (the
+     * dashboard). One small sorted set, trimmed and expiring with them. */
+    uint64_t newest = a->ent[a->order[a->n - 1]].bucket;
+    size_t kl = redis_schema_buckets_key(sc, key, sizeof(key));
+    begin(&o, 3);
+    rcmd_arg_str(b, "ZADD");
+    rcmd_arg(b, key, kl);
+    rcmd_arg_u64(b, newest);
+    rcmd_arg_u64(b, newest);
+    rcmd_end(b);
+    rcmd_begin(b);
+    rcmd_arg_str(b, "ZREMRANGEBYRANK");
+    rcmd_arg(b, key, kl);
+    rcmd_arg_str(b, "0");
+    rcmd_arg_str(b, "-101"); /* the newest 100 minutes stay */
+    rcmd_end(b);
+    rcmd_begin(b);
+    rcmd_arg_str(b, "EXPIRE");
+    rcmd_arg(b, key, kl);
+    rcmd_arg_u64(b, sc->aggregate_ttl);
+    rcmd_end(b);
     if (b->ncmd) {
         emit(arg, b);
         o.records++;

@@ -382,6 +382,16 @@ static void expire(struct rcmd_buf *b, const struct key *k, uint32_t ttl)
     rcmd_end(b);
 }
 
+size_t redis_schema_buckets_key(const struct redis_schema *sc, char *out, size_t cap)
+{
+    struct key k;
+    key_start(&k, sc);
+    key_str(&k, "agg_buckets");
+    size_t n = k.n < cap ? k.n : cap;
+    memcpy(out, k.s, n);
+    return n;
+}
+
 size_t redis_schema_agg_key(const struct redis_schema *sc, char *out, size_t cap, uint64_t bucket,
                             const char *metric, const char *part, size_t plen)
 {

@@ -39,7 +39,8 @@ int redis_agg_add(struct redis_agg *a, const struct flow_record *r);
 uint32_t redis_agg_count(const struct redis_agg *a);
 
 /* Writes every waiting sum as commands (HINCRBY / PFADD / ZINCRBY, then one
- * EXPIRE per key with sc->aggregate_ttl) into records of kind RCMD_AGG of at
+ * EXPIRE per key with sc->aggregate_ttl; last, the flush's newest bucket into
+ * the agg_buckets sorted set, trimmed to 100, with the same EXPIRE) into records of kind RCMD_AGG of at
  * most RCMD_MAX_CMDS commands, handing each full record to emit(arg, b),
  * and empties the table. Returns the number of records emitted. */
 unsigned redis_agg_flush(struct redis_agg *a, const struct redis_schema *sc, struct rcmd_buf *b,

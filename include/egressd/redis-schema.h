@@ -76,6 +76,11 @@ struct redis_schema {
     uint32_t aggregate_ttl; /* seconds; aggregates off when 0 */
 };
 
+/* "{prefix}:agg_buckets": a sorted set of the newest minutes that have
+ * aggregates (member and score the bucket), into out of cap bytes; returns
+ * the length. */
+size_t redis_schema_buckets_key(const struct redis_schema *sc, char *out, size_t cap);
+
 /* Minute of a record: aggregate keys are per bucket (packet time / 60 s). */
 uint64_t redis_schema_bucket(uint64_t ts_us);
 

@@ -472,11 +472,18 @@ static void cb_hour(void *ctx, const struct dash_val *rep, size_t n, int ok)
 static void cb_anchor(void *ctx, const struct dash_val *rep, size_t n, int ok)
 {
     struct job *j = ctx;
-    if (!ok || n != 1) {
+    if (!ok || n != 2) {
         send_unavailable(j->req);
         job_free(j);
         return;
     }
+    /* The hour ends at the newest minute the sensors wrote aggregates for
+     * ({prefix}:agg_buckets): a replay whose last records were not egress
+     * still shows the hour its egress had. Sensors older than that key: the
+     * newest flow record's minute. */
+    const struct dash_val *z = &rep[1];
+    if (z->type == REDIS_REPLY_ARRAY && z->n >= 1 && z->el[0].type == REDIS_REPLY_STRING)
+        j->last_bucket = strtoull(z->el[0].str, NULL, 10);
     const struct dash_val *a = &rep[0];
     for (size_t i = 0; a->type == REDIS_REPLY_ARRAY && i < a->n; i++) {
         const struct dash_val *e = &a->el[i];
@@ -536,6 +543,8 @@ static void start_job(struct dash_http *h, struct evhttp_request *req, enum job_
     snprintf(count, sizeof(count), "%d", kind == JOB_ASSETS ? ROLE_SCAN : 1);
     struct dash_batch *b = dash_batch_new(*h->redis, cb_anchor, j);
     dash_batch_cmdv(b, "XREVRANGE", key, "+", "-", "COUNT", count, NULL);
+    snprintf(key, sizeof(key), "%s:agg_buckets", dash_redis_prefix(*h->redis));
+    dash_batch_cmdv(b, "ZREVRANGE", key, "0", "0", NULL);
     dash_batch_run(b);
 }
 

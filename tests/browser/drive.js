@@ -4,7 +4,8 @@
 // stdin: one JSON command per line; stdout: one JSON answer per line.
 //   {"cmd": "goto", "url": U}                   load a page
 //   {"cmd": "eval", "expr": JS}                 value of a page expression
-//   {"cmd": "waitFor", "expr": JS, "timeout": ms}  until the expression is truthy
+//   {"cmd": "waitFor", "expr": JS, "timeout": ms, "interval": ms}  until the expression is
+//                                               truthy, polled every interval (100) ms
 //   {"cmd": "click", "selector": S}
 //   {"cmd": "screenshot", "path": P}
 //   {"cmd": "quit"}
@@ -42,7 +43,7 @@ async function main() {
         let seen = false, last = "";
         while (!seen && Date.now() < deadline) {
           try { seen = !!(await page.evaluate(c.expr)); } catch (e) { last = String(e.message || e).split("\n")[0]; }
-          if (!seen) await new Promise((r) => setTimeout(r, 100));
+          if (!seen) await new Promise((r) => setTimeout(r, c.interval || 100));
         }
         out(seen ? { ok: true } : { ok: false, error: "timeout" + (last ? ": " + last : "") });
       } else if (c.cmd === "click") {

@@ -17,6 +17,7 @@ tests/browser/drive.js (playwright-core, pinned in tests/browser).
 
 Needs node, tests/browser/node_modules (scripts/browser-deps.sh) and
 /usr/bin/chromium; fails (does not skip) without them."""
+import calendar
 import json
 import os
 import shutil
@@ -249,6 +250,21 @@ def test_main_token_restart(browser):
                 want_roles[r] = want_roles.get(r, 0) + e["flow"]["bytes_toserver"] + e["flow"]["bytes_toclient"]
         got_roles = {r["role"]: r["bytes"] for r in dash.api("/api/assets")["roles"]}
         C.check(got_roles == want_roles, f"/api/assets roles {got_roles} != flow records {want_roles}")
+        # A replay that ends with traffic between outside hosts (no
+        # aggregates): the hour stays the one the egress had.
+        before = dash.api("/api/assets")
+        rc = srv.client()
+        newest = rc("XREVRANGE", "egress:flows", "+", "-", "COUNT", "1")[0][1]
+        ts = dict(zip(newest[::2], newest[1::2]))[b"ts"].decode()
+        later = time.strftime("%Y-%m-%dT%H:%M:%S.000000+0000",
+                              time.gmtime(calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + 7200))
+        xid = rc("XADD", "egress:flows", "*", "sensor", "edge-1", "ts", later, "src_ip", "198.51.100.1",
+                 "dest_ip", "203.0.113.9", "proto", "UDP", "direction", "external")
+        after = dash.api("/api/assets")
+        rc("XDEL", "egress:flows", xid)
+        C.check(after["last_bucket"] == before["last_bucket"] and after["assets"] == before["assets"],
+                f"/api/assets after a later non-egress record: last_bucket {before['last_bucket']} -> "
+                f"{after['last_bucket']}, {len(after['assets'])} assets")
         hb = srv.client().hgetall(b"egress:sensor:edge-1")
         # ---- the page ----
         r = browser("goto", url=dash.url + "/")

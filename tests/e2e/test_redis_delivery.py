@@ -80,6 +80,11 @@ def compare_aggregates(label, cli, events, times=1, prefix="egress"):
         c.check(n == len(members), f"{label}: PFCOUNT {k} = {n}, want {len(members)}")
     ttls = [cli("TTL", k) for k in sorted(got_keys)]
     c.check(ttls and all(0 < t <= 7200 for t in ttls), f"{label}: aggregate TTLs {sorted(set(ttls))[:5]}")
+    # The newest minute with aggregates, where a reader finds "the last hour".
+    newest = max(int(k.split(":")[2]) for k in want_keys)
+    got = cli("ZREVRANGE", f"{prefix}:agg_buckets", 0, 0)
+    c.check(got == [str(newest).encode()] and 0 < cli("TTL", f"{prefix}:agg_buckets") <= 7200,
+            f"{label}: agg_buckets newest {got}, want {newest}")
 
 
 def stats_of(events):
@@ -203,7 +208,7 @@ srv.destroy()
 acl = ["user default off",
        "user admin on >admin-secret ~* &* +@all",
        "user sensor on >s3cret ~egress:* &egress:* -@all +auth +select +ping +xadd +hincrby +expire "
-       "+pfadd +zincrby +hset +sadd +publish"]
+       "+pfadd +zincrby +zadd +zremrangebyrank +hset +sadd +publish"]
 srv = RedisServer(acl=acl, admin=("admin", "admin-secret")).start()
 rc, err, events = replay("acl", demo, config("acl", "  sensor_id: s1\n"),
                          ["--redis", f"redis://sensor:s3cret@127.0.0.1:{srv.port}"])

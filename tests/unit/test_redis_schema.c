@@ -378,6 +378,10 @@ static void test_aggregates(void **state)
         "EXPIRE|egress:agg:28333334:dests:laptop-7|7200",
         "ZINCRBY|egress:agg:28333334:top:laptop-7|31500|www.google.com",
         "EXPIRE|egress:agg:28333334:top:laptop-7|7200",
+        /* the flush's newest minute, for readers looking for the last hour */
+        "ZADD|egress:agg_buckets|28333334|28333334",
+        "ZREMRANGEBYRANK|egress:agg_buckets|0|-101",
+        "EXPIRE|egress:agg_buckets|7200",
     };
     struct collected col;
     flush_all(a, &col);
@@ -424,6 +428,9 @@ static void test_aggregates(void **state)
         "EXPIRE|egress:agg:28333335:dests:10.0.0.5|7200",
         "ZINCRBY|egress:agg:28333335:top:10.0.0.5|10500|192.0.2.7",
         "EXPIRE|egress:agg:28333335:top:10.0.0.5|7200",
+        "ZADD|egress:agg_buckets|28333335|28333335", /* the newer of the two */
+        "ZREMRANGEBYRANK|egress:agg_buckets|0|-101",
+        "EXPIRE|egress:agg_buckets|7200",
     };
     flush_all(a, &col);
     expect_cmds(&col, want2, sizeof(want2) / sizeof(want2[0]));
@@ -474,9 +481,11 @@ static void test_aggregates_split(void **state)
     assert_int_equal(pfadd, 2);
     assert_int_equal(members, 150);
     assert_int_equal(zincr, 150);
-    assert_int_equal(expires, 12); /* 10 hashes, the HyperLogLog, the sorted set */
-    /* The last command is the sorted set's EXPIRE: after all its updates. */
-    assert_string_equal(col.cmd[col.n - 1], "EXPIRE|egress:agg:28333334:top:laptop-7|7200");
+    /* 10 hashes, the HyperLogLog, the sorted set, agg_buckets */
+    assert_int_equal(expires, 13);
+    /* The sorted set's EXPIRE comes after all its updates; agg_buckets last. */
+    assert_string_equal(col.cmd[col.n - 4], "EXPIRE|egress:agg:28333334:top:laptop-7|7200");
+    assert_string_equal(col.cmd[col.n - 1], "EXPIRE|egress:agg_buckets|7200");
     collected_free(&col);
     redis_agg_free(a);
 }
