@@ -220,6 +220,9 @@ struct sink_redis {
 
     char last_error[256];
     char refusal[256];       /* the transient refusal being waited out, "" if none */
+    char refusal_seen[4][160]; /* refusals logged in this episode (a server can refuse
+                              * several commands in turn: each is said once) */
+    unsigned nrefusal_seen;
     char reject_msg[2][256]; /* the last permanent refusal logged: of records, of aggregates */
 
     /* logging */
@@ -616,8 +619,15 @@ static void on_refused(struct sink_redis *s, const struct redisReply *rep, const
             s->probing = 0;
             retry_later(s);
         }
-        if (strcmp(s->refusal, msg) != 0) {
-            snprintf(s->refusal, sizeof(s->refusal), "%s", msg);
+        int seen = 0;
+        unsigned nseen = s->nrefusal_seen < EGR_ARRAY_LEN(s->refusal_seen)
+                             ? s->nrefusal_seen : (unsigned)EGR_ARRAY_LEN(s->refusal_seen);
+        for (unsigned i = 0; i < nseen && !seen; i++)
+            seen = !strcmp(s->refusal_seen[i], msg);
+        snprintf(s->refusal, sizeof(s->refusal), "%s", msg);
+        if (!seen) {
+            unsigned slot = s->nrefusal_seen++ % EGR_ARRAY_LEN(s->refusal_seen);
+            snprintf(s->refusal_seen[slot], sizeof(s->refusal_seen[slot]), "%s", msg);
             say(s, "%s refuses writes: %s (records kept, retrying)", s->ep.shown, msg);
         }
         set_error(s, msg);
@@ -691,6 +701,7 @@ static void cb_record(redisAsyncContext *ac, void *reply, void *privdata)
                 if (s->refusal[0]) {
                     say(s, "%s accepts writes again", s->ep.shown);
                     s->refusal[0] = '\0';
+                    s->nrefusal_seen = 0;
                 }
                 s->retry_ms = BACKOFF_MIN_MS;
             }
