@@ -65,5 +65,31 @@ c.check(re.search(r"^USER egressd$", dockerfile, re.M) is not None, "Dockerfile:
 c.check("HEALTHCHECK" in dockerfile and "/healthz" in dockerfile, "Dockerfile: HEALTHCHECK on /healthz")
 c.check("scripts/deps.sh" in dockerfile, "Dockerfile: installs with scripts/deps.sh")
 
+# The runtime stage installs a package for every shared library the two
+# programs load directly (the image is never built here: no container
+# daemon in the test environment). The packages are found through dpkg on
+# this machine, which builds the same programs from the same Debian release.
+m = re.search(r"^FROM debian:12-slim\n(.*?)^COPY", dockerfile, re.M | re.S)
+runtime = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", m.group(1))) if m else set()
+for prog in (BIN, os.path.join(os.path.dirname(BIN), "egressd-dashboard")):
+    if not os.access(prog, os.X_OK):
+        c.check(False, f"{prog} not built")
+        continue
+    needed = re.findall(r"Shared library: \[(.*?)\]", subprocess.run(["readelf", "-d", prog],
+                        capture_output=True, text=True).stdout)
+    paths = dict(re.findall(r"^\s*(\S+) => (\S+)", subprocess.run(["ldd", prog], capture_output=True,
+                                                                 text=True).stdout, re.M))
+    for so in needed:
+        if so.startswith(("libasan", "libubsan", "libtsan")):
+            continue  # a sanitizer build's runtime, not the image's
+        path, pkg = paths.get(so, ""), None
+        for cand in (path, os.path.realpath(path), path.removeprefix("/usr")):
+            p = subprocess.run(["dpkg", "-S", cand], capture_output=True, text=True) if cand else None
+            if p and p.returncode == 0:
+                pkg = p.stdout.split(":")[0]
+                break
+        c.check(pkg is not None and (pkg in runtime or pkg in ("libc6", "libgcc-s1", "libstdc++6")),
+                f"Dockerfile runtime stage: {os.path.basename(prog)} needs {so} ({pkg}), not installed")
+
 shutil.rmtree(tmp, ignore_errors=True)
 c.done()
