@@ -1,8 +1,9 @@
-/* common.c - the project-wide error helper (see include/egressd/common.h). */
+/* common.c - the project-wide error helper and clocks (see include/egressd/common.h). */
 #include "egressd/common.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <time.h>
 
 int egr_fail(struct egr_err *err, int code, const char *fmt, ...)
 {
@@ -13,4 +14,21 @@ int egr_fail(struct egr_err *err, int code, const char *fmt, ...)
         va_end(ap);
     }
     return code;
+}
+
+static uint64_t clock_us(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t egr_mono_us(void)
+{
+    return clock_us(CLOCK_MONOTONIC);
+}
+
+uint64_t egr_wall_us(void)
+{
+    return clock_us(CLOCK_REALTIME);
 }

@@ -71,18 +71,9 @@ struct live {
     struct run_stats view_total;
 };
 
-static uint64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000ull + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 static time_t mono_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
+    return (time_t)(egr_mono_us() / 1000000u);
 }
 
 /* Adds a worker's snapshot into a total (the fields worker_stats and the
@@ -154,7 +145,7 @@ static void *worker_main(void *arg)
         } else if (rc == 0) {
             /* A quiet link: the wall clock (the kernel stamps packets with
              * it too) moves time so idle flows still end. */
-            now = wall_us();
+            now = egr_wall_us();
             worker_tick(lw->w, now);
         } else {
             pthread_mutex_lock(&lw->mu);
@@ -172,9 +163,9 @@ static void *worker_main(void *arg)
          * TPACKET_V3 block is handed over only when full or after the read
          * timeout, so read until the ring stays empty twice in a row
          * (bounded, in case the link is busy). */
-        uint64_t deadline = wall_us() + DRAIN_US;
+        uint64_t deadline = egr_wall_us() + DRAIN_US;
         int empty = 0;
-        while (empty < 2 && wall_us() < deadline) {
+        while (empty < 2 && egr_wall_us() < deadline) {
             int rc = capture_next(lw->cap, &p, &err);
             if (rc == 1) {
                 worker_packet(lw->w, lw->dlt, &p);

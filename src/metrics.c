@@ -137,9 +137,10 @@ void metrics_render(struct evbuffer *b, const struct metrics_view *v)
     evbuffer_add_printf(b, "egressd_up %d\n", v->healthy ? 1 : 0);
 }
 
-static void on_metrics(struct evhttp_request *req, void *arg)
+/* Both endpoints answer from a fresh view: /metrics the exposition format,
+ * /healthz a word and 200 or 503. */
+static void answer(struct evhttp_request *req, struct metrics *m, int health)
 {
-    struct metrics *m = arg;
     struct metrics_view v;
     memset(&v, 0, sizeof(v));
     m->fn(m->arg, &v);
@@ -148,29 +149,28 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         evhttp_send_error(req, HTTP_INTERNAL, NULL);
         return;
     }
-    metrics_render(b, &v);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, HTTP_OK, "OK", b);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    if (!health) {
+        metrics_render(b, &v);
+        evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        evhttp_send_reply(req, HTTP_OK, "OK", b);
+    } else {
+        evbuffer_add_printf(b, "%s\n", v.healthy ? "ok" : "not capturing");
+        evhttp_add_header(h, "Content-Type", "text/plain");
+        evhttp_send_reply(req, v.healthy ? HTTP_OK : HTTP_SERVUNAVAIL,
+                          v.healthy ? "OK" : "Service Unavailable", b);
+    }
     evbuffer_free(b);
+}
+
+static void on_metrics(struct evhttp_request *req, void *arg)
+{
+    answer(req, arg, 0);
 }
 
 static void on_healthz(struct evhttp_request *req, void *arg)
 {
-    struct metrics *m = arg;
-    struct metrics_view v;
-    memset(&v, 0, sizeof(v));
-    m->fn(m->arg, &v);
-    struct evbuffer *b = evbuffer_new();
-    if (!b) {
-        evhttp_send_error(req, HTTP_INTERNAL, NULL);
-        return;
-    }
-    evbuffer_add_printf(b, "%s\n", v.healthy ? "ok" : "not capturing");
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "text/plain");
-    evhttp_send_reply(req, v.healthy ? HTTP_OK : HTTP_SERVUNAVAIL,
-                      v.healthy ? "OK" : "Service Unavailable", b);
-    evbuffer_free(b);
+    answer(req, arg, 1);
 }
 
 /* "PORT", "HOST:PORT", "[V6]:PORT" -> host, port. */

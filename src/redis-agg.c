@@ -276,6 +276,15 @@ static void begin(struct out *o, unsigned cmds_needed)
     rcmd_begin(o->b);
 }
 
+static void expire(struct rcmd_buf *b, const char *key, size_t kl, uint32_t ttl)
+{
+    rcmd_begin(b);
+    rcmd_arg_str(b, "EXPIRE");
+    rcmd_arg(b, key, kl);
+    rcmd_arg_u64(b, ttl);
+    rcmd_end(b);
+}
+
 unsigned redis_agg_flush(struct redis_agg *a, const struct redis_schema *sc, struct rcmd_buf *b,
                          void (*emit)(void *arg, struct rcmd_buf *b), void *arg)
 {
@@ -329,11 +338,7 @@ unsigned redis_agg_flush(struct redis_agg *a, const struct redis_schema *sc, str
         }
         /* The key's EXPIRE after its last update (begin() reserved room
          * for it, so it never starts a record on its own). */
-        rcmd_begin(b);
-        rcmd_arg_str(b, "EXPIRE");
-        rcmd_arg(b, key, kl);
-        rcmd_arg_u64(b, sc->aggregate_ttl);
-        rcmd_end(b);
+        expire(b, key, kl, sc->aggregate_ttl);
         i = j;
     }
     /* The newest minute with aggregates, for readers that must find "the
@@ -353,11 +358,7 @@ unsigned redis_agg_flush(struct redis_agg *a, const struct redis_schema *sc, str
     rcmd_arg_str(b, "0");
     rcmd_arg_str(b, "-101"); /* the newest 100 minutes stay */
     rcmd_end(b);
-    rcmd_begin(b);
-    rcmd_arg_str(b, "EXPIRE");
-    rcmd_arg(b, key, kl);
-    rcmd_arg_u64(b, sc->aggregate_ttl);
-    rcmd_end(b);
+    expire(b, key, kl, sc->aggregate_ttl);
     if (b->ncmd) {
         emit(arg, b);
         o.records++;

@@ -32,9 +32,7 @@ struct sensor {
 
 static time_t now_s(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
+    return (time_t)(egr_mono_us() / 1000000u);
 }
 
 static void schedule(struct sensor *s)

@@ -236,19 +236,6 @@ struct sink_redis {
     char errmsg[EGR_ERR_MAX];
 };
 
-static uint64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-static uint64_t wall_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static void say(struct sink_redis *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -535,7 +522,7 @@ static void send_some(struct sink_redis *s)
             break; /* one record at a time until the refusal is over */
         struct rrec *r = s->cursor;
         if (s->inflight == 0 && s->inflight_plain == 0)
-            s->progress_us = mono_us(); /* the silence clock starts now */
+            s->progress_us = egr_mono_us(); /* the silence clock starts now */
         int rc = send_record(s, r);
         if (r->out) {
             s->cursor = r->next;
@@ -680,7 +667,7 @@ static void cb_record(redisAsyncContext *ac, void *reply, void *privdata)
     if (!rep) {
         r->again = 1; /* connection gone: send again on the next one */
     } else {
-        s->progress_us = mono_us();
+        s->progress_us = egr_mono_us();
         if (rep->type == REDIS_REPLY_ERROR) {
             if (transient(rep->str)) {
                 r->again = 1;
@@ -722,7 +709,7 @@ static void cb_plain(redisAsyncContext *ac, void *reply, void *privdata)
     if (s->inflight_plain)
         s->inflight_plain--;
     if (rep) {
-        s->progress_us = mono_us();
+        s->progress_us = egr_mono_us();
         if (rep->type == REDIS_REPLY_ERROR) {
             char msg[160];
             show(msg, sizeof(msg), rep->str, rep->len);
@@ -743,7 +730,7 @@ static void send_heartbeat(struct sink_redis *s)
         .version = EGRESSD_VERSION,
         .source = s->source,
         .start_us = s->start_us,
-        .now_us = wall_us(),
+        .now_us = egr_wall_us(),
         .packets = packets,
         .bytes = bytes,
         .drops = drops,
@@ -767,7 +754,7 @@ static void send_heartbeat(struct sink_redis *s)
         rcmd_iter_init(&it, s->hb_rb.buf, s->hb_rb.len, NULL, NULL) != EGR_OK)
         return;
     if (s->inflight == 0 && s->inflight_plain == 0)
-        s->progress_us = mono_us();
+        s->progress_us = egr_mono_us();
     while (rcmd_next(&it, argv, lens, &argc) == 1) {
         if (send_command(s, cb_plain, NULL, argc, argv, lens) != REDIS_OK)
             return;
@@ -795,7 +782,7 @@ static void agg_flush_locked(struct sink_redis *s)
 {
     if (s->agg && redis_agg_count(s->agg) > 0)
         redis_agg_flush(s->agg, &s->schema, &s->agg_rb, agg_batch, s);
-    s->agg_flushed_us = mono_us();
+    s->agg_flushed_us = egr_mono_us();
 }
 
 /* Caller's side, under mx. While Redis does not take writes the sums stay
@@ -813,7 +800,7 @@ static void agg_record(struct sink_redis *s, const struct flow_record *rec)
         agg_flush_locked(s); /* full: the sums go now */
         redis_agg_add(s->agg, rec); /* cannot fail on an empty table */
     }
-    if (s->ready && mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
+    if (s->ready && egr_mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
         agg_flush_locked(s);
 }
 
@@ -903,7 +890,7 @@ static void went_down(struct sink_redis *s, const char *why)
         set_error(s, why); /* else the refusal stays the error to report */
     if (!s->down_logged) {
         s->down_logged = 1;
-        s->down_since_us = mono_us();
+        s->down_since_us = egr_mono_us();
         if (was == ST_READY || was == ST_HANDSHAKE)
             say(s, "connection to %s lost: %s (%" PRIu64 " records waiting; reconnecting)",
                 s->ep.shown, why, waiting(s));
@@ -919,7 +906,7 @@ static void on_ready(struct sink_redis *s)
     s->state = ST_READY;
     s->backoff_ms = BACKOFF_MIN_MS;
     s->hs_failed = 0;
-    s->progress_us = mono_us();
+    s->progress_us = egr_mono_us();
     if (s->connections++ > 0)
         s->st.reconnects++;
     if (s->down_logged || s->connections == 1) {
@@ -930,7 +917,7 @@ static void on_ready(struct sink_redis *s)
         }
         else
             say(s, "connected to %s after %.1f s (%" PRIu64 " records waiting)", s->ep.shown,
-                (double)(mono_us() - s->down_since_us) / 1e6, waiting(s));
+                (double)(egr_mono_us() - s->down_since_us) / 1e6, waiting(s));
     }
     s->down_logged = 0;
     s->stalled = 0;
@@ -947,7 +934,7 @@ static void cb_handshake(redisAsyncContext *ac, void *reply, void *privdata)
     const char *what = privdata;
     if (!rep || s->ac != ac)
         return; /* the connection is going; its disconnect says so */
-    s->progress_us = mono_us();
+    s->progress_us = egr_mono_us();
     if (rep->type == REDIS_REPLY_ERROR) {
         char msg[200], line[300];
         show(msg, sizeof(msg), rep->str, rep->len);
@@ -957,7 +944,7 @@ static void cb_handshake(redisAsyncContext *ac, void *reply, void *privdata)
         s->hs_failed = 1;
         s->down_logged = 1;
         if (!s->down_since_us)
-            s->down_since_us = mono_us();
+            s->down_since_us = egr_mono_us();
         set_error(s, line);
         redisAsyncDisconnect(ac);
         return;
@@ -977,7 +964,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
         went_down(s, ac->errstr[0] ? ac->errstr : "connection failed");
         return;
     }
-    s->progress_us = mono_us();
+    s->progress_us = egr_mono_us();
     s->state = ST_HANDSHAKE;
     s->hs_pending = 0;
     const char *user = s->cfg.username[0] ? s->cfg.username : s->ep.user;
@@ -1038,7 +1025,7 @@ static void connect_now(struct sink_redis *s)
     }
     s->ac = ac;
     s->state = ST_CONNECTING;
-    s->progress_us = mono_us();
+    s->progress_us = egr_mono_us();
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
 }
@@ -1077,7 +1064,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     if (!s->ac)
         return;
     int busy = s->state != ST_READY || s->inflight > 0 || s->inflight_plain > 0;
-    uint64_t idle = mono_us() - s->progress_us;
+    uint64_t idle = egr_mono_us() - s->progress_us;
     if (busy && idle > (uint64_t)s->cfg.timeout * 1000000u) {
         char why[120];
         snprintf(why, sizeof(why), "no answer for %u s", s->cfg.timeout);
@@ -1085,7 +1072,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
             say(s, "%s: %s, reconnecting (%" PRIu64 " records waiting)", s->ep.shown, why,
                 waiting(s));
         s->down_logged = 1;
-        s->down_since_us = mono_us();
+        s->down_since_us = egr_mono_us();
         drop_connection(s, why);
     }
 }
@@ -1313,8 +1300,8 @@ static void *io_main(void *arg)
     }
     /* The last heartbeat: send what waits and give the replies a moment. */
     send_some(s);
-    uint64_t until = mono_us() + FINAL_FLUSH_MS * 1000u;
-    while (usable(s) && s->inflight_plain > 0 && mono_us() < until)
+    uint64_t until = egr_mono_us() + FINAL_FLUSH_MS * 1000u;
+    while (usable(s) && s->inflight_plain > 0 && egr_mono_us() < until)
         event_base_loop(s->base, EVLOOP_ONCE);
     return NULL;
 }
@@ -1443,7 +1430,7 @@ static uint64_t keep_for_next_run(struct sink_redis *s)
 /* I/O thread: the end of a run (see sink_redis_drain). */
 static int drain_now(struct sink_redis *s)
 {
-    uint64_t deadline = mono_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
+    uint64_t deadline = egr_mono_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
     int hb, dr, st;
     take_inbox(s, &hb, &dr, &st);
     /* Records formatted just now added to the sums: they go too. */
@@ -1452,7 +1439,7 @@ static int drain_now(struct sink_redis *s)
     pthread_mutex_unlock(&s->mx);
     take_inbox(s, &hb, &dr, &st);
     send_some(s);
-    while ((waiting(s) > 0 || s->mem_agg > 0) && mono_us() < deadline) {
+    while ((waiting(s) > 0 || s->mem_agg > 0) && egr_mono_us() < deadline) {
         event_base_loop(s->base, EVLOOP_ONCE);
         send_some(s);
     }
@@ -1537,7 +1524,7 @@ void sink_redis_poll(void *self)
     struct sink_redis *s = self;
     pthread_mutex_lock(&s->mx);
     if (s->ready && s->agg && redis_agg_count(s->agg) > 0 &&
-        mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
+        egr_mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
         agg_flush_locked(s);
     pthread_mutex_unlock(&s->mx);
 }
@@ -1697,14 +1684,14 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
     if (s->max_inflight < 64)
         s->max_inflight = 64;
     s->backoff_ms = s->retry_ms = BACKOFF_MIN_MS;
-    s->start_us = wall_us();
+    s->start_us = egr_wall_us();
     s->log_window = time(NULL);
     if ((rc = open_spool(s, err)) != EGR_OK)
         goto fail;
     if (cfg->aggregate_ttl && (rc = redis_agg_new(AGG_MAX_ENTRIES, &s->agg, err)) != EGR_OK)
         goto fail;
 
-    s->agg_flushed_us = mono_us();
+    s->agg_flushed_us = egr_mono_us();
     s->base = event_base_new();
     s->own_base = 1;
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -32,4 +32,9 @@ int egr_fail(struct egr_err *err, int code, const char *fmt, ...)
 
 #define EGR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Clocks in microseconds: monotonic for intervals and deadlines, wall
+ * (CLOCK_REALTIME) for timestamps written out. */
+uint64_t egr_mono_us(void);
+uint64_t egr_wall_us(void);
+
 #endif
