@@ -12,9 +12,13 @@ pkgs=(build-essential cmake pkg-config
 if [[ "${1:-}" == "--test" ]]; then
   # cmocka for unit tests; clang + compiler-rt for the libFuzzer target;
   # ndpiReader (libndpi-bin), tshark, mmdb-bin and redis-server as real peers
-  # and references; python3 drives end-to-end checks.
+  # and references; python3 drives end-to-end checks; iproute2 (network
+  # namespaces), libcap2-bin (file capabilities) and debootstrap (the
+  # container image's runtime stage, tests/e2e/test_image.py) for the
+  # live-capture and deployment tests.
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev libndpi-bin tshark mmdb-bin
-         redis-server python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd)
+         redis-server python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd
+         iproute2 libcap2-bin debootstrap binutils)
 fi
 
 missing=()
