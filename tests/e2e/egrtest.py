@@ -1,8 +1,10 @@
 """Shared helpers for the end-to-end tests: where things are, running
 egressd, reading its JSON lines. Paths come from the environment ctest sets
 (tests/tests.cmake); ../shared is beside the repository root."""
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -12,6 +14,15 @@ SHARED = os.environ.get("EGRESSD_SHARED") or os.path.abspath(os.path.join(SRC, "
 BIN = os.environ.get("EGRESSD_BIN") or os.path.join(SRC, "build", "egressd")
 PKTGEN = os.environ.get("EGRESSD_PKTGEN") or os.path.join(SRC, "build", "egressd-pktgen")
 PCAPS = os.path.join(SHARED, "pcaps")
+
+
+def temp_dir(prefix="egressd-test-"):
+    """A temporary directory removed when the test exits (kept when
+    EGRESSD_KEEP_TMP is set, to look at a failure)."""
+    path = tempfile.mkdtemp(prefix=prefix)
+    if not os.environ.get("EGRESSD_KEEP_TMP"):
+        atexit.register(shutil.rmtree, path, True)
+    return path
 
 
 def need_shared(*parts):

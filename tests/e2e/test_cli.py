@@ -5,12 +5,11 @@ several inputs in order, and byte-identical output for the same input."""
 import os
 import struct
 import subprocess
-import tempfile
 
-from egrtest import BIN, PKTGEN, Checker, flows, need_shared, replay, run
+from egrtest import BIN, PKTGEN, Checker, flows, need_shared, replay, run, temp_dir
 
 c = Checker("test_cli")
-tmp = tempfile.mkdtemp()
+tmp = temp_dir()
 
 rc, out, err = run(["--help"])
 c.check(rc == 0 and b"-r FILE" in out, f"--help: rc={rc}")

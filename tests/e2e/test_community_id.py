@@ -5,12 +5,11 @@ import gzip
 import ipaddress
 import json
 import os
-import tempfile
 
-from egrtest import Checker, flows, need_shared, replay
+from egrtest import Checker, flows, need_shared, replay, temp_dir
 
 base = need_shared("testdata", "community-id")
-tmp = tempfile.mkdtemp()
+tmp = temp_dir()
 combined = os.path.join(tmp, "combined.pcap")
 with gzip.open(os.path.join(base, "pcaps", "combined.pcap.gz")) as src, open(combined, "wb") as dst:
     dst.write(src.read())

@@ -5,12 +5,11 @@ the wire escaped into valid JSON."""
 import json
 import os
 import subprocess
-import tempfile
 
-from egrtest import PKTGEN, Checker, flows, need_shared, replay
+from egrtest import PKTGEN, Checker, flows, need_shared, replay, temp_dir
 
 c = Checker("test_enrich")
-tmp = tempfile.mkdtemp()
+tmp = temp_dir()
 mmdb = need_shared("testdata", "mmdb")
 demo = os.path.join(tmp, "demo.pcap")
 hostile = os.path.join(tmp, "hostile.pcap")

@@ -10,14 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 
-from egrtest import BIN, PKTGEN, SRC, Checker, need_shared
+from egrtest import BIN, PKTGEN, SRC, Checker, need_shared, temp_dir
 from redisharness import (Client, RedisServer, entry_text, expected_aggregates, flat_alert, flat_flow,
                           read_events, run_egressd)
 
 c = Checker("test_redis_delivery")
-tmp = tempfile.mkdtemp(prefix="egressd-redis-test-")
+tmp = temp_dir(prefix="egressd-redis-test-")
 mmdb = need_shared("testdata", "mmdb")
 demo = os.path.join(tmp, "demo.pcap")
 hostile = os.path.join(tmp, "hostile.pcap")

@@ -8,14 +8,13 @@ always complete, and stderr gets one line per change of state."""
 import collections
 import os
 import subprocess
-import tempfile
 import time
 
-from egrtest import BIN, PKTGEN, Checker
+from egrtest import BIN, PKTGEN, Checker, temp_dir
 from redisharness import RedisServer, bucket, free_port, read_events, write_udp_flows
 
 c = Checker("test_redis_faults")
-tmp = tempfile.mkdtemp(prefix="egressd-redis-faults-")
+tmp = temp_dir(prefix="egressd-redis-faults-")
 demo = os.path.join(tmp, "demo.pcap")
 p = subprocess.run([PKTGEN, "demo", demo], capture_output=True)
 c.check(p.returncode == 0, f"pktgen demo: {p.stderr!r}")
