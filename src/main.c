@@ -66,7 +66,6 @@ static void usage(FILE *to)
             "                       (HOST defaults to 127.0.0.1)\n"
             "      --log FILE       append diagnostics to FILE instead of standard error\n"
             "\n"
-            "\n"
             "Signals: SIGHUP reloads the policy, inventory and intel lists of -c CONFIG;\n"
             "SIGUSR1 writes a stats event now; SIGINT/SIGTERM stop reading, end every\n"
             "flow with reason \"shutdown\" and exit as after the end of the input (live:\n"

@@ -99,4 +99,16 @@ if os.path.exists("/dev/full"):
     rc, out, err = run(["-r", demo, "--json", "/dev/full"])
     c.check(rc == 1 and "/dev/full" in err, f"/dev/full: rc={rc} err={err!r}")
 
+# Live-capture option values out of range: one line naming the option and
+# the value, exit 2, before anything is opened.
+for args, name in ((["-s", "63"], "-s"), (["-s", "1x"], "-s"), (["-B", "0"], "-B"),
+                   (["-B", "4097"], "-B"), (["--workers", "0"], "--workers"),
+                   (["--workers", "65"], "--workers"), (["--stats-interval", "-1"], "--stats-interval"),
+                   (["--stats-interval", ""], "--stats-interval")):
+    rc, out, err = run(["-i", "lo"] + args)
+    c.check(rc == 2 and err.startswith(f"egressd: {name} wants") and f"not '{args[1]}'" in err
+            and err.count("\n") == 1, f"{args}: rc={rc} err={err!r}")
+rc, out, err = run(["-i", "lo", "--allow-root", "--log", "/nonexistent-dir/egressd.log"])
+c.check(rc == 2 and "--log /nonexistent-dir/egressd.log" in out.decode(), f"bad --log: rc={rc} out={out!r}")
+
 c.done()

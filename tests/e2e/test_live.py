@@ -464,6 +464,16 @@ try:
             f"bad filter: exit {err}: {text!r}")
     p = subprocess.run([BIN, "-r", CAPS[0], "-i", "cap0"], capture_output=True, text=True)
     c.check(p.returncode == 2 and "-r and -i" in p.stderr, f"-r with -i: {p.returncode} {p.stderr!r}")
+    for extra, want, code in ((["--metrics", "127.0.0.1:"], "--metrics", 2),
+                              (["-u", "no-such-user-x"], "-u no-such-user-x: no such user", 2)):
+        p = subprocess.run(ns.ex + [BIN, "-i", "cap0", "--allow-root", "--json", "/dev/null"] + extra,
+                           capture_output=True, text=True, timeout=20)
+        c.check(p.returncode == code and want in p.stderr and p.stderr.count("\n") == 1,
+                f"{extra}: exit {p.returncode}: {p.stderr!r}")
+    p = subprocess.run(ns.ex + [BIN, "-i", "nosuch0", "--allow-root", "--json", "/dev/null"],
+                       capture_output=True, text=True, timeout=20)
+    c.check(p.returncode != 0 and "nosuch0" in p.stderr and p.stderr.count("\n") == 1,
+            f"no such interface: exit {p.returncode}: {p.stderr!r}")
     p = subprocess.run([BIN, "-r", CAPS[0], "--workers", "2"], capture_output=True, text=True)
     c.check(p.returncode == 2 and "need -i" in p.stderr, f"--workers without -i: {p.stderr!r}")
 
