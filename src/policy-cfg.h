@@ -3,7 +3,7 @@
 #ifndef EGRESSD_POLICY_CFG_H
 #define EGRESSD_POLICY_CFG_H
 
-#include "config-int.h"
+#include "cfgload.h"
 
 struct pol_role;
 struct policy_spec;

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config-int.h"
+#include "cfgload.h"
 #include "egressd/classify.h"
 #include "egressd/policy.h"
 #include "policy-cfg.h"

@@ -19,7 +19,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "config-int.h"
+#include "cfgload.h"
 #include "egressd/classify.h"
 #include "egressd/hash.h"
 #include "egressd/json.h"

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config-int.h"
+#include "cfgload.h"
 #include "egressd/config.h"
 
 /* ---- helpers ------------------------------------------------------------ */

@@ -1,4 +1,4 @@
-/* config-int.h - the configuration walker, for modules whose section needs
+/* cfgload.h - the YAML table loader (cfgload.c), for modules whose section needs
  * more than plain keys.
  *
  * config.c describes every key as one row (struct config_key) of a table and
@@ -17,14 +17,14 @@
  * anchor, even cyclic: a custom function must only descend as far as its own
  * schema goes, never follow a document's structure blindly.
  */
-#ifndef EGRESSD_CONFIG_INT_H
-#define EGRESSD_CONFIG_INT_H
+#ifndef EGRESSD_CFGLOAD_H
+#define EGRESSD_CFGLOAD_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <yaml.h>
 
-#include "egressd/config.h"
+#include "egressd/common.h"
 
 struct config_parse; /* one load in progress: document, file name, error */
 
@@ -49,7 +49,7 @@ struct config_key {
     config_custom_fn parse; /* CONFIG_CUSTOM only; gets base + offset */
 };
 
-/* The sensor's own table (config.c), exposed so tests can check every row
+/* The sensor's own table (defined in config.c, not here), exposed so tests can check every row
  * against its field, its default and the documentation. */
 extern const struct config_key config_keys[];
 extern const size_t config_nkeys;

@@ -1,0 +1,224 @@
+/* redis-int.h - the Redis sink's private parts, shared by its files:
+ *
+ *   sink-redis.c   the sink: I/O thread, inbox, aggregates, sink ops, drain
+ *   redis-queue.c  memory queue and disk spool
+ *   redis-conn.c   connection, handshake, reconnection, watchdog
+ *   redis-send.c   pipeline, replies and refusals, heartbeat
+ *
+ * Everything here runs on the sink's I/O thread unless it says otherwise;
+ * the caller's side (sink ops) only touches the fields marked "under mx".
+ */
+#ifndef EGRESSD_REDIS_INT_H
+#define EGRESSD_REDIS_INT_H
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "egressd/json.h"
+#include "egressd/redis-agg.h"
+#include "egressd/redis-schema.h"
+#include "egressd/redis-url.h"
+#include "egressd/sink-redis.h"
+#include "egressd/spool.h"
+
+#define BACKOFF_MIN_MS 100u
+#define BACKOFF_MAX_MS 5000u
+#define WATCHDOG_MS 1000u
+#define LOG_BURST 20      /* lines per LOG_WINDOW */
+#define LOG_WINDOW_S 60
+#define FINAL_FLUSH_MS 2000u /* last heartbeat: how long flush() waits */
+#define KEY_SHOW_MAX 80
+#define AGG_FLUSH_MS 1000u
+#define AGG_MAX_ENTRIES 32768u /* distinct sums between flushes: ~3.5 MB */
+#define INBOX_SLACK 1024u      /* records the inbox holds beyond the memory queue's bound */
+#define AGG_MEM_MAX (64u << 20) /* aggregate batches waiting in memory */
+/* While the inbox holds fewer than this, flow records are handed over as
+ * copies and formatted on the I/O thread; beyond it (the thread is behind)
+ * the caller formats them itself, so the inbox stays compact. */
+#define RAW_MAX 4096u
+#define KIND_RAW_FLOW 0xff /* an inbox entry holding a struct flow_record; never queued */
+
+/* ---- state -------------------------------------------------------------- */
+
+enum conn_state { ST_DOWN = 0, ST_CONNECTING, ST_HANDSHAKE, ST_READY };
+
+struct rrec {
+    struct rrec *prev, *next;
+    uint64_t done;  /* commands answered (acknowledged or refused for good) */
+    uint64_t out;   /* commands sent and not yet answered */
+    uint32_t len;
+    uint8_t kind;
+    uint8_t ncmd;
+    uint8_t again;  /* a command met a transient error or a lost connection */
+    /* Aligned: an inbox entry may hold a struct flow_record here. */
+    _Alignas(16) uint8_t data[];
+};
+
+struct sink_redis {
+    struct sink_redis_config cfg;
+    struct redis_endpoint ep;
+    char sensor[128];
+    struct redis_schema schema;
+
+    struct event_base *base;
+    int own_base;
+    struct event *ev_flush, *ev_reconnect, *ev_retry, *ev_watchdog, *ev_heartbeat, *ev_wake,
+        *ev_inbox;
+
+    /* The caller's side (any thread, under mx). */
+    pthread_mutex_t mx;
+    pthread_cond_t cv;
+    pthread_t thread;
+    int thread_started;
+    int wake_fd;             /* eventfd: the inbox or a request needs the thread */
+    struct rrec *in_head, *in_tail;
+    uint64_t in_count, in_bytes;
+    uint64_t in_records;     /* records handed over (not yet counted by the thread) */
+    uint64_t in_dropped;     /* of those, dropped at the inbox (the thread was behind) */
+    uint64_t in_agg_lost;    /* aggregate commands lost at the inbox */
+    struct rcmd_buf front_rb, agg_rb;
+    struct jbuf front_jb;
+    struct redis_agg *agg;   /* NULL when aggregates are off */
+    uint64_t agg_flushed_us;
+    int req_heartbeat, req_drain, req_stop, drain_done, drain_rc;
+    int ready;               /* published: Redis takes writes now */
+    uint64_t agg_skipped;    /* records not aggregated: table full while Redis was unavailable */
+    int agg_full_noted;
+    uint64_t hb_packets, hb_bytes, hb_drops, hb_active;
+    struct redis_stats snap; /* published by the thread */
+
+    redisAsyncContext *ac;
+    enum conn_state state;
+    int closing;
+    unsigned hs_pending;     /* AUTH/SELECT replies awaited */
+    int hs_failed;           /* the handshake was refused (logged already) */
+    unsigned backoff_ms;     /* next reconnect delay */
+    unsigned retry_ms;       /* next delay after a transient error */
+    int stalled;             /* sending stopped after a transient error */
+    int probing;             /* one record out to see if the error is over */
+    uint64_t progress_us;    /* last reply or connect, or first send after a quiet
+                              * spell (monotonic) */
+    uint64_t down_since_us;
+    unsigned connections;    /* handshakes completed */
+    int was_ready;           /* a connection was up before the current trouble */
+    int down_logged;
+
+    /* memory queue */
+    struct rrec *head, *tail, *cursor;
+    uint64_t mem_count, mem_bytes, n_unsent, inflight, inflight_plain;
+    uint64_t max_inflight;
+
+    struct spool *spool;
+    int spilling;            /* the memory queue overflowed into the spool */
+    int dropping;            /* records are being dropped (full) */
+    uint64_t drop_mark;      /* dropped count when the episode began */
+    uint64_t spool_lost_seen;
+
+    struct rcmd_buf rb, hb_rb;
+    struct jbuf jb;
+    char *resp;              /* one command in the protocol's own format */
+    size_t resp_cap;
+    uint8_t *popbuf;
+    uint32_t popcap;
+
+    /* counters */
+    struct redis_stats st;
+    uint64_t agg_refused;    /* aggregate commands refused by Redis */
+    uint64_t agg_unsent;     /* aggregate commands lost with a connection, or sums left at the end */
+    uint64_t mem_agg;        /* aggregate batches in the memory queue */
+    uint64_t mem_agg_bytes;
+    uint64_t start_us;       /* wall clock */
+    char source[256];
+
+    char last_error[256];
+    char refusal[256];       /* the transient refusal being waited out, "" if none */
+    char refusal_seen[4][160]; /* refusals logged in this episode (a server can refuse
+                              * several commands in turn: each is said once) */
+    unsigned nrefusal_seen;
+    char reject_msg[2][256]; /* the last permanent refusal logged: of records, of aggregates */
+
+    /* logging */
+    sink_redis_log_fn log;
+    void *log_arg;
+    time_t log_window;
+    unsigned log_lines, log_suppressed;
+
+    int finished;            /* drained: what is left stays where it is */
+    int failed;
+    char errmsg[EGR_ERR_MAX];
+};
+
+/* ---- sink-redis.c ---- */
+
+/* One log line through the open-time callback, rate-limited. */
+void rs_say(struct sink_redis *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Printable form of bytes from Redis or a key, for one log line. */
+void rs_show(char *out, size_t size, const char *p, size_t n);
+void rs_copy_cut(char *dst, size_t size, const char *src);
+void rs_set_error(struct sink_redis *s, const char *msg);
+/* Caller's side, under mx. */
+void rs_inbox_push(struct sink_redis *s, struct rrec *r);
+void rs_agg_flush_locked(struct sink_redis *s);
+
+/* ---- redis-queue.c ---- */
+
+uint64_t rs_full_mask(unsigned ncmd);
+/* Room in the memory queue for a record of len bytes. */
+int rs_mem_fits(const struct sink_redis *s, uint32_t len);
+/* A queue entry holding a copy of data (encoded commands); NULL if data is
+ * malformed or memory is short. */
+struct rrec *rs_rrec_new(const void *data, uint32_t len);
+void rs_mem_append(struct sink_redis *s, struct rrec *r);
+void rs_mem_remove(struct sink_redis *s, struct rrec *r);
+/* Moves spooled records into the memory queue while it has room. */
+void rs_refill(struct sink_redis *s);
+/* Records (not aggregate batches) not yet written. */
+uint64_t rs_waiting(const struct sink_redis *s);
+/* A record into the memory queue, else the spool, else dropped (counted);
+ * r is consumed. */
+void rs_enqueue(struct sink_redis *s, struct rrec *r);
+/* An aggregate batch: memory only; r is consumed. */
+void rs_enqueue_agg(struct sink_redis *s, struct rrec *r);
+/* Records whose stream entry has not been written. */
+uint64_t rs_undelivered_now(const struct sink_redis *s);
+/* At the end: unanswered commands into a named spool for the next run;
+ * returns the records the spool then holds. */
+uint64_t rs_keep_for_next_run(struct sink_redis *s);
+/* Opens the spool redis.spool_dir asks for (none, a temporary file, or the
+ * sensor's named file with what an earlier run left). */
+int rs_open_spool(struct sink_redis *s, struct egr_err *err);
+
+/* ---- redis-conn.c ---- */
+
+/* Queues one command formatted in the protocol's own format. */
+int rs_send_command(struct sink_redis *s, redisCallbackFn *fn, void *privdata, unsigned argc,
+                    const char **argv, const size_t *lens);
+/* Connected, authenticated, and not being torn down by hiredis. */
+int rs_usable(const struct sink_redis *s);
+/* 1 for errors after which the same command may succeed later. */
+int rs_transient(const char *e);
+void rs_connect_now(struct sink_redis *s);
+void rs_went_down(struct sink_redis *s, const char *why);
+void rs_drop_connection(struct sink_redis *s, const char *why);
+void rs_on_reconnect_timer(evutil_socket_t fd, short what, void *arg);
+void rs_on_watchdog(evutil_socket_t fd, short what, void *arg);
+
+/* ---- redis-send.c ---- */
+
+void rs_send_some(struct sink_redis *s);
+/* Arms the flush timer: what gathers slower than a batch goes out at
+ * redis.flush_ms. */
+void rs_arm_flush(struct sink_redis *s);
+/* After a refusal or a reconnection: send again from the oldest record. */
+void rs_resume(struct sink_redis *s);
+void rs_send_heartbeat(struct sink_redis *s);
+void rs_on_flush(evutil_socket_t fd, short what, void *arg);
+void rs_on_retry_timer(evutil_socket_t fd, short what, void *arg);
+void rs_on_heartbeat(evutil_socket_t fd, short what, void *arg);
+
+#endif
