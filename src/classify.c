@@ -465,6 +465,25 @@ void classify_flow_finish(struct classify_ctx *ctx, struct classify_flow *cf,
     ctx->free_count++;
 }
 
+const char *classify_flow_dest_name(const struct classify_ctx *ctx, const struct classify_flow *cf)
+{
+    (void)ctx;
+    const struct ndpi_flow_struct *f = cls_cstate(cf);
+    if (!f->host_server_name[0])
+        return NULL;
+    /* host_server_name is also the name a DNS query asks for, which names
+     * nothing about this flow's responder: only the protocols where it is
+     * the responder's own name count. */
+    const ndpi_protocol *pr = &cf->proto;
+    if (is_proto(pr, NDPI_PROTOCOL_TLS) || is_proto(pr, NDPI_PROTOCOL_QUIC) ||
+        is_proto(pr, NDPI_PROTOCOL_DTLS) || is_proto(pr, NDPI_PROTOCOL_HTTP) ||
+        is_proto(pr, NDPI_PROTOCOL_HTTP_CONNECT) || is_proto(pr, NDPI_PROTOCOL_HTTP_PROXY) ||
+        is_proto(pr, NDPI_PROTOCOL_MAIL_SMTPS) || is_proto(pr, NDPI_PROTOCOL_MAIL_IMAPS) ||
+        is_proto(pr, NDPI_PROTOCOL_MAIL_POPS))
+        return f->host_server_name;
+    return NULL;
+}
+
 void classify_flow_peek(struct classify_ctx *ctx, const struct classify_flow *cf,
                         struct classify_result *res)
 {

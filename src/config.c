@@ -84,6 +84,8 @@ const struct config_key config_keys[] = {
     {"intel_check_interval", CONFIG_DURATION, 0, DAY, FIELD(policy.intel_check), NULL},
     {"alerts.suppress", CONFIG_DURATION, 0, 30 * DAY, FIELD(policy.suppress), NULL},
     {"alerts.max_per_second", CONFIG_UINT, 0, 1000000, FIELD(policy.max_per_second), NULL},
+    {"alerts.decide_packets", CONFIG_UINT, 1, 1000, FIELD(policy.decide_packets), NULL},
+    {"alerts.decide_seconds", CONFIG_DURATION, 1, 3600, FIELD(policy.decide_seconds), NULL},
     {"alerts.risks", CONFIG_CUSTOM, 0, 0, FIELD(policy.risk_mask), policy_parse_risks},
     {"alerts.risk_severity", CONFIG_CUSTOM, 0, 0, FIELD(policy.risk_severity),
      policy_parse_severity},

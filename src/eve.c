@@ -471,6 +471,28 @@ static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64
     }
 }
 
+/* The alerts a flow raised, so a record joins them: when its first alert
+ * was decided, at which kind of packet, and their keys (extension). */
+static void write_verdict(struct jbuf *jb, const struct flow_record *r)
+{
+    static const char hex[] = "0123456789abcdef";
+    json_kv_obj(jb, "verdict");
+    kv_time(jb, "alerted_at", r->verdict_us);
+    json_kv_str(jb, "by", verdict_stage_name(r->verdict_by));
+    json_kv_arr(jb, "alert_keys");
+    for (unsigned i = 0; i < r->nalert_keys && i < VERDICT_KEYS_MAX; i++) {
+        char k[41];
+        for (int b = 0; b < 20; b++) {
+            k[2 * b] = hex[r->alert_keys[i][b] >> 4];
+            k[2 * b + 1] = hex[r->alert_keys[i][b] & 15];
+        }
+        k[40] = '\0';
+        json_str(jb, k);
+    }
+    json_arr_close(jb);
+    json_obj_close(jb);
+}
+
 void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
 {
     json_obj_open(jb);
@@ -500,6 +522,8 @@ void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
         write_tunnel(jb, r->tunnel);
     if (r->ndpi.proto[0])
         write_ndpi(jb, &r->ndpi);
+    if (r->nalert_keys)
+        write_verdict(jb, r);
     json_obj_close(jb);
 }
 

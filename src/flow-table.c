@@ -70,6 +70,7 @@ struct flow {
     uint8_t fin_seen;            /* bit 0: initiator sent FIN, bit 1: responder */
     uint8_t icmp_type, icmp_code, icmp_by_init;
     uint8_t vlan_count, tunnel;
+    struct flow_verdict vd;      /* the policy stage's, never read here */
 };
 
 struct frag_slot {
@@ -85,6 +86,8 @@ struct flow_table {
     struct classify_ctx *cls;
     flow_emit_fn emit;
     void *emit_arg;
+    const struct flow_hooks *hooks; /* NULL: none */
+    void *hooks_arg;
 
     struct flow **buckets;
     uint64_t nbuckets_mask;
@@ -289,6 +292,7 @@ void flow_table_free(struct flow_table *ft)
             if (f->cls && ft->cls)
                 classify_flow_finish(ft->cls, f->cls, &f->res);
             classify_result_clear(&f->res);
+            free(f->vd.keys);
         }
     }
     for (uint32_t i = 0; i < ft->nchunks; i++)
@@ -317,12 +321,12 @@ static int proto_has_ports(uint8_t proto)
     return proto == 6 || proto == 17 || proto == 132 || proto == 1 || proto == 58;
 }
 
-/* Builds the record of f into ft->rec and hands it to the sink callback.
- * For END_ACTIVE the flow lives on; counters are the delta since the
- * previous record of the flow, so records of one flow_id add up. */
-static void emit_record(struct flow_table *ft, struct flow *f, enum flow_end_reason reason)
+/* The fields of f's record that need no classification result: key,
+ * times, counters (the delta since the previous record when `delta`),
+ * flags and Community ID. */
+static void fill_record(struct flow_table *ft, const struct flow *f, struct flow_record *r,
+                        int delta)
 {
-    struct flow_record *r = &ft->rec;
     memset(r, 0, sizeof(*r));
     r->flow_id = f->flow_id;
     r->first_us = f->first_us;
@@ -354,38 +358,64 @@ static void emit_record(struct flow_table *ft, struct flow *f, enum flow_end_rea
     r->vlan_count = f->vlan_count;
     r->tunnel = f->tunnel;
 
-    r->pkts_toserver = f->pkts[0] - f->rep_pkts[0];
-    r->pkts_toclient = f->pkts[1] - f->rep_pkts[1];
-    r->bytes_toserver = f->bytes[0] - f->rep_bytes[0];
-    r->bytes_toclient = f->bytes[1] - f->rep_bytes[1];
+    r->pkts_toserver = f->pkts[0] - (delta ? f->rep_pkts[0] : 0);
+    r->pkts_toclient = f->pkts[1] - (delta ? f->rep_pkts[1] : 0);
+    r->bytes_toserver = f->bytes[0] - (delta ? f->rep_bytes[0] : 0);
+    r->bytes_toclient = f->bytes[1] - (delta ? f->rep_bytes[1] : 0);
     r->tcp_flags_ts = f->tcp_flags[0];
     r->tcp_flags_tc = f->tcp_flags[1];
     r->state = f->state;
-    r->reason = (uint8_t)reason;
     r->init_how = f->init_how;
     r->seq = f->seq;
 
     cid_compute(&ft->cfg.cid, f->key.family == 6 ? 6 : 4, r->src_ip, r->dst_ip, r->proto,
                 r->src_port, r->dst_port, proto_has_ports(r->proto), r->community_id);
+}
 
-    if (ft->cls) {
-        if (f->cls && reason == END_ACTIVE) {
-            struct classify_result snap = {0};
-            classify_flow_peek(ft->cls, f->cls, &snap);
-            classify_fill_record(ft->cls, &snap, &r->ndpi);
-            classify_result_clear(&snap);
-            r->ndpi_done = 0;
-        } else {
-            if (f->cls) {
-                classify_flow_finish(ft->cls, f->cls, &f->res);
-                f->cls = NULL;
-            }
-            classify_fill_record(ft->cls, &f->res, &r->ndpi);
-            r->ndpi_done = f->res.done;
-        }
+/* The classification fields of f's record: a snapshot while detection
+ * runs, the final result once it has ended. */
+static void fill_ndpi(struct flow_table *ft, const struct flow *f, struct flow_record *r)
+{
+    if (!ft->cls)
+        return;
+    if (f->cls) {
+        struct classify_result snap = {0};
+        classify_flow_peek(ft->cls, f->cls, &snap);
+        classify_fill_record(ft->cls, &snap, &r->ndpi);
+        classify_result_clear(&snap);
+        r->ndpi_done = 0;
+    } else {
+        classify_fill_record(ft->cls, &f->res, &r->ndpi);
+        r->ndpi_done = f->res.done;
     }
+}
+
+void flow_table_snapshot(struct flow_table *ft, const struct flow *f, int with_ndpi,
+                         struct flow_record *r)
+{
+    fill_record(ft, f, r, 0);
+    r->reason = END_ACTIVE;
+    if (with_ndpi)
+        fill_ndpi(ft, f, r);
+}
+
+/* Builds the record of f into ft->rec and hands it to the sink callback.
+ * For END_ACTIVE the flow lives on; counters are the delta since the
+ * previous record of the flow, so records of one flow_id add up. */
+static void emit_record(struct flow_table *ft, struct flow *f, enum flow_end_reason reason)
+{
+    struct flow_record *r = &ft->rec;
+    fill_record(ft, f, r, 1);
+    r->reason = (uint8_t)reason;
+    if (ft->cls && f->cls && reason != END_ACTIVE) {
+        classify_flow_finish(ft->cls, f->cls, &f->res);
+        f->cls = NULL;
+    }
+    fill_ndpi(ft, f, r);
 
     ft->st.records[reason]++;
+    if (ft->hooks && ft->hooks->record)
+        ft->hooks->record(ft->hooks_arg, f, &f->vd, r);
     ft->emit(ft->emit_arg, r);
 }
 
@@ -400,6 +430,8 @@ static void flow_end(struct flow_table *ft, struct flow *f, enum flow_end_reason
         classify_flow_finish(ft->cls, f->cls, &f->res);
     classify_result_clear(&f->res);
     f->cls = NULL;
+    free(f->vd.keys);
+    memset(&f->vd, 0, sizeof(f->vd)); /* a queued reference to it sees no open flow */
     f->hnext = ft->free_list;
     ft->free_list = f;
     ft->st.active--;
@@ -715,10 +747,12 @@ void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m)
         flow_end(ft, f, END_CLOSED);
         f = NULL;
     }
+    int created = 0;
     if (!f) {
         f = flow_create(ft, &k, h, m, sender_is_b);
         if (!f)
             return;
+        created = 1;
     }
 
     int dir = (sender_is_b == f->init_is_b) ? 0 : 1; /* 0: from initiator */
@@ -747,10 +781,50 @@ void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m)
         idle_append(ft, f, tc);
     }
 
+    unsigned ev = created ? FE_NEW : 0;
     if (f->cls && m->l3 && !((m->flags & PKT_F_FRAG) && !(m->flags & PKT_F_FRAG_FIRST))) {
         if (classify_packet(ft->cls, f->cls, m, dir == 0)) {
             classify_flow_finish(ft->cls, f->cls, &f->res);
             f->cls = NULL;
+            ev |= FE_CLASSIFIED;
         }
     }
+    if (!ft->hooks || !ft->hooks->event)
+        return;
+    /* The policy stage sees a flow's first packet, and later only the
+     * packets it asked for: most packets cost one test of watch. */
+    uint8_t w = f->vd.watch;
+    if (!ev && !w)
+        return;
+    if ((w & VW_NAME || ev & FE_NEW) && f->cls && classify_flow_dest_name(ft->cls, f->cls))
+        ev |= FE_NAME;
+    if ((ev & FE_NEW) || (w & VW_PACKETS) || (ev & FE_NAME) ||
+        ((ev & FE_CLASSIFIED) && (w & VW_CLASSIFIED)))
+        ft->hooks->event(ft->hooks_arg, f, &f->vd, m, dir == 0, ev);
+}
+
+void flow_table_set_hooks(struct flow_table *ft, const struct flow_hooks *h, void *arg)
+{
+    ft->hooks = h;
+    ft->hooks_arg = arg;
+}
+
+uint64_t flow_table_flow_id(const struct flow *f)
+{
+    return f->flow_id;
+}
+
+uint64_t flow_table_first_us(const struct flow *f)
+{
+    return f->first_us;
+}
+
+struct flow_verdict *flow_table_verdict(struct flow *f)
+{
+    return &f->vd;
+}
+
+int flow_table_classified(const struct flow *f)
+{
+    return f->cls == NULL;
 }

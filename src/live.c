@@ -1,7 +1,7 @@
 /* live.c - the live run (see live.h): capture worker threads and the
  * control thread's event loop.
  *
- * Threads: worker threads run capture -> worker -> sensor_emit and nothing
+ * Threads: worker threads run capture -> worker (and its sensor port) and nothing
  * else; they never touch libevent. The main thread runs the event loop:
  * signals (libevent turns them into events, so nothing runs in a signal
  * handler), a 250 ms timer for sensor_poll, stop checks and the periodic
@@ -155,6 +155,7 @@ static void *worker_main(void *arg)
             break;
         }
         publish(lw, LW_RUNNING);
+        worker_output_tick(lw->w, 0);
         next_pub = now + PUBLISH_US;
         since_pub = 0;
     }
@@ -178,6 +179,7 @@ static void *worker_main(void *arg)
         }
     }
     worker_flush(lw->w, END_SHUTDOWN);
+    worker_output_tick(lw->w, 1);
     publish(lw, state);
     return NULL;
 }
@@ -243,10 +245,9 @@ int live_attach(struct live *l, const struct egr_config *cfg, struct sensor *sen
     l->sensor = sensor;
     for (size_t i = 0; i < l->n; i++) {
         struct live_worker *lw = &l->ws[i];
-        int rc = worker_new(cfg, sensor_emit, sensor, &lw->w, err);
+        int rc = worker_new(cfg, sensor, &lw->w, err);
         if (rc != EGR_OK)
             return rc;
-        worker_set_annotate(lw->w, sensor_annotate, sensor);
     }
     return EGR_OK;
 }

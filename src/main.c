@@ -196,6 +196,7 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
                 worker_stats(w, &st);
                 sensor_progress(s, &st);
             }
+            worker_output_tick(w, 0);
             sensor_poll(s);
             if (sensor_failed(s))
                 break;
@@ -511,7 +512,7 @@ int main(int argc, char **argv)
     struct run_stats st;
     memset(&st, 0, sizeof(st));
     struct worker *w;
-    if (worker_new(&cfg, sensor_emit, sensor, &w, &err) != EGR_OK) {
+    if (worker_new(&cfg, sensor, &w, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         sensor_finish(sensor, &st, &err);
         free(inputs);
@@ -519,7 +520,6 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return EXIT_RUNTIME;
     }
-    worker_set_annotate(w, sensor_annotate, sensor);
 
     struct run_ctl ctl = {config_path, sensor, w, &st};
     int status = 0;
@@ -533,11 +533,11 @@ int main(int argc, char **argv)
     }
     worker_flush(w, END_SHUTDOWN);
     worker_stats(w, &st);
+    worker_free(w); /* its port's output goes to the sinks */
     if (sensor_finish(sensor, &st, &err) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         status = EXIT_RUNTIME;
     }
-    worker_free(w);
     free(inputs);
     free(ifaces);
     config_free(&cfg);

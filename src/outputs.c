@@ -9,16 +9,19 @@
 #include "egressd/outputs.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "egressd/sink-redis.h"
 
 static void note_failure(struct outputs *o, struct sink *s)
 {
-    if (o->failed)
-        return;
-    o->failed = 1;
-    snprintf(o->err.msg, sizeof(o->err.msg), "%s", s->ops->error(s->self));
+    pthread_mutex_lock(&o->mu);
+    if (!o->failed) {
+        snprintf(o->err.msg, sizeof(o->err.msg), "%s", s->ops->error(s->self));
+        atomic_store(&o->failed, 1);
+    }
+    pthread_mutex_unlock(&o->mu);
 }
 
 /* The Redis sink's state changes (connected, lost, refusing writes, ...):
@@ -33,6 +36,7 @@ int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *js
                  const char *source, struct egr_err *err)
 {
     memset(o, 0, sizeof(*o));
+    pthread_mutex_init(&o->mu, NULL);
     /* Redis first: a bad URL or spool directory must not truncate the JSON
      * file of an earlier run. */
     struct sink redis = {NULL, NULL};
@@ -53,22 +57,60 @@ int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *js
     return EGR_OK;
 }
 
-void outputs_flow(struct outputs *o, const struct flow_record *rec)
+int outputs_writer_open(struct outputs *o, struct outputs_writer **out, struct egr_err *err)
 {
+    struct outputs_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return egr_fail(err, EGR_ENOMEM, "outputs: out of memory");
+    w->o = o;
     for (unsigned i = 0; i < o->n; i++) {
         struct sink *s = &o->sinks[i];
-        if (s->ops->flow(s->self, rec) != EGR_OK)
-            note_failure(o, s);
+        if (!(w->w[i] = s->ops->writer_new(s->self))) {
+            w->n = i;
+            outputs_writer_close(w);
+            return egr_fail(err, EGR_ENOMEM, "%s: out of memory for a writer", s->ops->name);
+        }
+    }
+    w->n = o->n;
+    *out = w;
+    return EGR_OK;
+}
+
+void outputs_write_flow(struct outputs_writer *w, const struct flow_record *rec)
+{
+    for (unsigned i = 0; i < w->n; i++) {
+        struct sink *s = &w->o->sinks[i];
+        if (s->ops->write_flow(w->w[i], rec) != EGR_OK)
+            note_failure(w->o, s);
     }
 }
 
-void outputs_alert(struct outputs *o, const struct alert_record *a)
+void outputs_write_alert(struct outputs_writer *w, const struct alert_record *a)
 {
-    for (unsigned i = 0; i < o->n; i++) {
-        struct sink *s = &o->sinks[i];
-        if (s->ops->alert(s->self, a) != EGR_OK)
-            note_failure(o, s);
+    for (unsigned i = 0; i < w->n; i++) {
+        struct sink *s = &w->o->sinks[i];
+        if (s->ops->write_alert(w->w[i], a) != EGR_OK)
+            note_failure(w->o, s);
     }
+}
+
+void outputs_writer_flush(struct outputs_writer *w, int urgent)
+{
+    for (unsigned i = 0; i < w->n; i++) {
+        struct sink *s = &w->o->sinks[i];
+        if (s->ops->writer_flush(w->w[i], urgent) != EGR_OK)
+            note_failure(w->o, s);
+    }
+}
+
+void outputs_writer_close(struct outputs_writer *w)
+{
+    if (!w)
+        return;
+    outputs_writer_flush(w, 0);
+    for (unsigned i = 0; i < w->n; i++)
+        w->o->sinks[i].ops->writer_free(w->w[i]);
+    free(w);
 }
 
 void outputs_stats(struct outputs *o, const struct run_stats *st)
@@ -143,7 +185,7 @@ int outputs_finish(struct outputs *o, const struct run_stats *st)
         s->ops->close(s->self);
     }
     o->n = 0;
-    return o->failed ? EGR_EIO : EGR_OK;
+    return atomic_load(&o->failed) ? EGR_EIO : EGR_OK;
 }
 
 int outputs_reopen(struct outputs *o, struct egr_err *err)
@@ -159,5 +201,10 @@ int outputs_reopen(struct outputs *o, struct egr_err *err)
 
 const char *outputs_error(const struct outputs *o)
 {
-    return o->failed ? o->err.msg : "";
+    return atomic_load(&o->failed) ? o->err.msg : "";
+}
+
+int outputs_failed(const struct outputs *o)
+{
+    return atomic_load(&o->failed);
 }

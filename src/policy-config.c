@@ -34,6 +34,8 @@ void policy_config_defaults(struct policy_config *pc)
     pc->exfil_severity = SEV_HIGH;
     pc->save_interval = 300;
     pc->intel_check = 10;
+    pc->decide_packets = 2;
+    pc->decide_seconds = 3;
 }
 
 void policy_config_release(struct policy_config *pc)

@@ -1,5 +1,11 @@
-/* policy-int.h - the parsed policy lists shared by the configuration side
- * (policy-config.c) and the engine (policy.c).
+/* policy-int.h - the policy's private parts, shared by its files:
+ *
+ *   policy-config.c  the configuration sections -> struct policy_spec
+ *   policy.c         building a policy, direction and asset, judging flows
+ *   policy-rules.c   allow rules and the per-role index
+ *   policy-intel.c   threat-intel lists
+ *   policy-learn.c   the baseline file and the learned set
+ *   policy-alerts.c  shared alert state: dedup, rate limit, volume windows
  *
  * A spec is built while a configuration file is read, never changed after
  * the load succeeds, and shared by reference count between the
@@ -8,8 +14,10 @@
 #ifndef EGRESSD_POLICY_INT_H
 #define EGRESSD_POLICY_INT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "egressd/netset.h"
 #include "egressd/policy.h"
@@ -95,5 +103,110 @@ int pol_domain_match(const char *pattern, const char *name);
 
 /* Index of role `name` in spec, or -1. */
 int pol_role_find(const struct policy_spec *s, const char *name);
+
+/* ---- the compiled policy (policy.c) -------------------------------------- */
+
+#define DEDUP_MAX 65536u /* alert keys remembered (over all shards) */
+#define EXFIL_MAX 65536u /* assets with a running volume window */
+
+/* Keys of a rule that need a lookup to match. */
+enum { NEED_CIDR = 1, NEED_DOMAIN = 2, NEED_ASN = 4, NEED_COUNTRY = 8, NEED_NDPI = 16,
+       NEED_ALL = 32 };
+
+struct role_index {
+    struct netset *cidrs;
+    struct strset *exact, *suffix; /* "a.b" and "*.b" (kept as "b") */
+    struct strset *asns, *countries, *ndpi;
+    const struct pol_rule **bucket[NEED_ALL]; /* rules by the kinds they need */
+    size_t nbucket[NEED_ALL];
+};
+
+struct intel_list {
+    struct netset *ips;   /* INTEL_IP */
+    struct strset *strs;  /* domain, ja3, sha1 */
+    struct stat st;       /* of the file when loaded, for change detection */
+    int stat_ok;
+};
+
+/* Built once, then only read (any thread); freed when the last reference
+ * goes (policy_unref). */
+struct policy {
+    atomic_uint refs;
+    struct policy_config pc; /* holds a reference to spec */
+    const struct policy_spec *spec;
+    struct intel_list *intel; /* one per spec->intel */
+    /* Baseline entries per role (index as spec->roles), from the baseline
+     * file; used in baseline mode and carried over when learning. */
+    struct pol_role *baseline;
+    size_t nbaseline;
+    int learning;
+    int intel_late;              /* a list matches names or fingerprints */
+    struct role_index *index;    /* one per spec->roles */
+    struct role_index *bindex;   /* one per baseline role */
+};
+
+/* 1 if ip is inside home_net or an asset. */
+int pol_local(const struct policy_spec *s, int family, const uint8_t *ip);
+/* An address as text ("?" if it cannot be written). */
+void pol_ip_text(int family, const uint8_t *ip, char *out, size_t n);
+
+/* ---- policy-rules.c ---- */
+
+int pol_index_build(struct role_index *x, const struct pol_role *role);
+void pol_index_free(struct role_index *x);
+/* 1 if some rule of the role allows the record. */
+int pol_allowed(const struct role_index *x, const struct flow_record *rec);
+/* 1 if some rule that needs none of the kinds in `unknown` allows it: an
+ * answer more information cannot change. */
+int pol_allowed_known(const struct role_index *x, const struct flow_record *rec,
+                      unsigned unknown);
+/* 1 if a rule that needs a kind in `unknown` (NEED_DOMAIN, NEED_NDPI) matches
+ * on every other key: once those are known it might allow the record. */
+int pol_could_allow(const struct role_index *x, const struct flow_record *rec, unsigned unknown);
+
+/* ---- policy-intel.c ---- */
+
+int pol_intel_load(struct intel_list *l, const struct pol_intel *def, struct egr_err *err);
+void pol_intel_free(struct intel_list *l);
+typedef void (*pol_intel_hit_fn)(void *arg, const struct pol_intel *def, const char *hit);
+/* Calls fn for every list rec matches, with the indicator that matched. */
+void pol_intel_check(const struct policy *p, const struct flow_record *rec, pol_intel_hit_fn fn,
+                     void *arg);
+/* 1 if a list matches names or TLS fingerprints (known only after the
+ * first packets). */
+int pol_intel_needs_classification(const struct policy *p);
+
+/* ---- policy-learn.c ---- */
+
+struct learn_set;
+int pol_baseline_load(struct policy *p, struct egr_err *err);
+void pol_roles_free(struct pol_role *roles, size_t n);
+struct learn_set *pol_learn_new(void);
+void pol_learn_free(struct learn_set *ls);
+/* Learns rec's destination for role (thread-safe). */
+void pol_learn_flow(struct learn_set *ls, const char *role, const struct flow_record *rec);
+void pol_learn_seed(const struct policy *p, struct learn_set *ls);
+int pol_learn_save(const struct policy *p, struct learn_set *ls, struct egr_err *err);
+void pol_learn_stats(const struct learn_set *ls, uint64_t *learned, uint64_t *dropped);
+
+/* ---- policy-alerts.c ---- */
+
+struct learn_set *pol_state_learned(struct policy_state *st);
+/* The alert key of (kind, asset, destination, service). */
+void pol_alert_key(unsigned kind, const char *asset, const char *dest, const char *service,
+                   uint8_t key[20]);
+/* One match of key: a is filled but for the dedup fields (ts, counts,
+ * update, alert_key), which this sets. Writes it through fn (first alert, or
+ * an update past the suppression window) and returns 1, or folds it into the
+ * key's count (0). Thread-safe; fn runs with no lock held. */
+int pol_alert_raise(struct policy_state *st, const struct policy_config *pc,
+                    struct alert_record *a, const uint8_t key[20], uint64_t now_us,
+                    policy_alert_fn fn, void *arg);
+/* The volume window of an asset: slot + 1, or 0 when the table is full. */
+uint32_t pol_exfil_slot(struct policy_state *st, const char *asset);
+/* Adds bytes sent at now_us; returns the window's total when this took it
+ * over threshold (once per window), else 0. Thread-safe, lock-free lookup. */
+uint64_t pol_exfil_add(struct policy_state *st, uint32_t slot, uint64_t bytes, uint64_t now_us,
+                       uint64_t window_us, uint64_t threshold);
 
 #endif

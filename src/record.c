@@ -69,3 +69,18 @@ const char *rec_direction_name(unsigned d)
 {
     return d < EGR_ARRAY_LEN(direction_names) ? direction_names[d] : "unknown";
 }
+
+static const char *const stage_names[] = {
+    [VBY_NONE] = "none",
+    [VBY_FIRST_PACKET] = "first_packet",
+    [VBY_NAME] = "name",
+    [VBY_CLASSIFIED] = "classified",
+    [VBY_BOUND] = "bound",
+    [VBY_VOLUME] = "volume",
+    [VBY_RECORD] = "record",
+};
+
+const char *verdict_stage_name(unsigned by)
+{
+    return by < EGR_ARRAY_LEN(stage_names) ? stage_names[by] : "unknown";
+}

@@ -81,10 +81,6 @@ struct sink_redis {
     uint64_t in_records;     /* records handed over (not yet counted by the thread) */
     uint64_t in_dropped;     /* of those, dropped at the inbox (the thread was behind) */
     uint64_t in_agg_lost;    /* aggregate commands lost at the inbox */
-    struct rcmd_buf front_rb, agg_rb;
-    struct jbuf front_jb;
-    struct redis_agg *agg;   /* NULL when aggregates are off */
-    uint64_t agg_flushed_us;
     int req_heartbeat, req_drain, req_stop, drain_done, drain_rc;
     int ready;               /* published: Redis takes writes now */
     uint64_t agg_skipped;    /* records not aggregated: table full while Redis was unavailable */
@@ -163,7 +159,15 @@ void rs_copy_cut(char *dst, size_t size, const char *src);
 void rs_set_error(struct sink_redis *s, const char *msg);
 /* Caller's side, under mx. */
 void rs_inbox_push(struct sink_redis *s, struct rrec *r);
-void rs_agg_flush_locked(struct sink_redis *s);
+void rs_wake(struct sink_redis *s);
+
+/* ---- redis-writer.c ---- */
+
+void *rs_writer_new(void *self);
+int rs_write_flow(void *w, const struct flow_record *rec);
+int rs_write_alert(void *w, const struct alert_record *a);
+int rs_writer_flush(void *w, int urgent);
+void rs_writer_free(void *w);
 
 /* ---- redis-queue.c ---- */
 

@@ -423,6 +423,22 @@ void redis_schema_flow(const struct redis_schema *sc, const struct flow_record *
     field_time(b, "end", r->last_us);
     field_str(b, "reason", flow_end_reason_name(r->reason));
     field_str(b, "alerted", r->alerted ? "true" : "false");
+    if (r->nalert_keys) {
+        /* The alerts this flow raised, space-separated hex keys. */
+        static const char hex[] = "0123456789abcdef";
+        char keys[VERDICT_KEYS_MAX * 41];
+        size_t o = 0;
+        for (unsigned i = 0; i < r->nalert_keys && i < VERDICT_KEYS_MAX; i++) {
+            if (o)
+                keys[o++] = ' ';
+            for (int k = 0; k < 20; k++) {
+                keys[o++] = hex[r->alert_keys[i][k] >> 4];
+                keys[o++] = hex[r->alert_keys[i][k] & 15];
+            }
+        }
+        keys[o] = '\0';
+        field_str(b, "alert_keys", keys);
+    }
     if (r->seq)
         field_u64(b, "seq", r->seq);
     FIELD_ARR(b, "tls_sni", r->ndpi.tls_sni);

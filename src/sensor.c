@@ -1,33 +1,48 @@
-/* sensor.c - the I/O side of the sensor (see sensor.h): policy, alerts and
- * the sinks, fed by any number of workers.
+/* sensor.c - what every worker shares (see sensor.h): the policy in force,
+ * the alert state and the sinks.
  *
- * Locks: `lock` (a mutex) guards the sinks and the policy state and is
- * taken once per record; records are rare next to packets (a few per flow),
- * so workers never contend on the packet path. `policy_lock` (a rwlock)
- * guards the policy pointer: workers annotate under the read side, a reload
- * swaps the pointer under the write side. The policy itself is never
- * written after it is built.
+ * The policy is read-mostly, so it is published RCU-style: `policy` is the
+ * sensor's own reference to the one in force and `gen` counts swaps. A port
+ * checks `gen` (one relaxed atomic load) when it is asked for the policy
+ * and, only when it moved, takes a reference to the new one under pol_mu
+ * and drops its old one; the last reference frees a policy. So a reload
+ * never waits for the workers and a worker never waits for anyone on its
+ * record path. The alert state shards its own locks (policy-alerts.c);
+ * records and alerts go out through each port's own writers.
  */
 #include "egressd/sensor.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "egressd/outputs.h"
-#include "egressd/policy.h"
+
+#define FLUSH_US 100000u /* a port hands its buffers over at least this often */
 
 struct sensor {
-    pthread_mutex_t lock;
-    pthread_rwlock_t policy_lock;
-    struct policy *policy;     /* policy_lock */
-    struct policy_state *pstate; /* lock */
-    struct outputs out;        /* lock */
-    uint64_t last_us;          /* packet time of the latest record; lock */
+    pthread_mutex_t pol_mu;      /* guards `policy` against a swap while a port takes it */
+    struct policy *policy;       /* the one in force (the sensor's reference) */
+    atomic_uint gen;             /* bumped by every swap */
+    struct policy_state *pstate; /* shared; locks inside */
+    struct outputs out;
+    struct outputs_writer *ctl;  /* the control thread's writer */
+    struct alert_record scratch; /* control thread */
+    _Atomic uint64_t last_us;    /* packet time of the latest record of any closed port */
     time_t next_save, next_intel_check, next_flush; /* control thread */
-    struct egr_err note;       /* last background failure, for the log */
+    struct egr_err note;         /* last background failure, for the log */
+};
+
+struct sensor_port {
+    struct sensor *s;
+    struct policy *policy;       /* this port's reference */
+    unsigned gen;
+    struct outputs_writer *w;
+    uint64_t flushed_us;         /* monotonic */
+    uint64_t last_us;            /* packet time of its latest record */
 };
 
 static time_t now_s(void)
@@ -52,66 +67,128 @@ int sensor_open(const struct egr_config *cfg, const char *json_path, const char 
     int rc = policy_new(&cfg->policy, &s->policy, err);
     if (rc == EGR_OK && !(s->pstate = policy_state_new()))
         rc = egr_fail(err, EGR_ENOMEM, "out of memory");
+    int outputs_open_ok = 0;
+    if (rc == EGR_OK && (rc = outputs_open(&s->out, cfg, json_path, source, err)) == EGR_OK)
+        outputs_open_ok = 1;
     if (rc == EGR_OK)
-        rc = outputs_open(&s->out, cfg, json_path, source, err);
+        rc = outputs_writer_open(&s->out, &s->ctl, err);
     if (rc != EGR_OK) {
+        if (outputs_open_ok) {
+            struct run_stats none;
+            memset(&none, 0, sizeof(none));
+            outputs_finish(&s->out, &none);
+        }
         policy_state_free(s->pstate);
         policy_free(s->policy);
         free(s);
         return rc;
     }
     policy_state_seed(s->policy, s->pstate);
-    pthread_mutex_init(&s->lock, NULL);
-    pthread_rwlock_init(&s->policy_lock, NULL);
+    pthread_mutex_init(&s->pol_mu, NULL);
     schedule(s);
     *out = s;
     return EGR_OK;
 }
 
-void sensor_annotate(void *arg, struct flow_record *rec)
+/* ---- ports ---------------------------------------------------------------- */
+
+int sensor_port_open(struct sensor *s, struct sensor_port **out, struct egr_err *err)
 {
-    struct sensor *s = arg;
-    pthread_rwlock_rdlock(&s->policy_lock);
-    policy_annotate(s->policy, rec);
-    pthread_rwlock_unlock(&s->policy_lock);
+    struct sensor_port *pt = calloc(1, sizeof(*pt));
+    if (!pt)
+        return egr_fail(err, EGR_ENOMEM, "out of memory");
+    int rc = outputs_writer_open(&s->out, &pt->w, err);
+    if (rc != EGR_OK) {
+        free(pt);
+        return rc;
+    }
+    pt->s = s;
+    pthread_mutex_lock(&s->pol_mu);
+    pt->policy = policy_ref(s->policy);
+    pt->gen = atomic_load(&s->gen);
+    pthread_mutex_unlock(&s->pol_mu);
+    pt->flushed_us = egr_mono_us();
+    *out = pt;
+    return EGR_OK;
 }
 
-static void emit_alert(void *arg, const struct alert_record *a)
+void sensor_port_close(struct sensor_port *pt)
 {
-    struct sensor *s = arg;
-    outputs_alert(&s->out, a);
+    if (!pt)
+        return;
+    outputs_writer_close(pt->w);
+    uint64_t seen = atomic_load(&pt->s->last_us);
+    while (pt->last_us > seen && !atomic_compare_exchange_weak(&pt->s->last_us, &seen, pt->last_us))
+        ;
+    policy_free(pt->policy);
+    free(pt);
 }
 
-void sensor_emit(void *arg, struct flow_record *rec)
+const struct policy *sensor_port_policy(struct sensor_port *pt)
 {
-    struct sensor *s = arg;
-    pthread_rwlock_rdlock(&s->policy_lock);
-    pthread_mutex_lock(&s->lock);
-    /* Alerts first, as Suricata writes them: the flow record that follows
-     * says alerted=true. */
-    policy_evaluate(s->policy, s->pstate, rec, emit_alert, s);
-    if (rec->emit_us > s->last_us)
-        s->last_us = rec->emit_us;
-    outputs_flow(&s->out, rec);
-    pthread_mutex_unlock(&s->lock);
-    pthread_rwlock_unlock(&s->policy_lock);
+    struct sensor *s = pt->s;
+    unsigned gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+    if (gen != pt->gen) {
+        pthread_mutex_lock(&s->pol_mu);
+        struct policy *next = policy_ref(s->policy);
+        pt->gen = atomic_load(&s->gen);
+        pthread_mutex_unlock(&s->pol_mu);
+        policy_free(pt->policy);
+        pt->policy = next;
+    }
+    return pt->policy;
 }
 
-/* Builds a policy from cfg and swaps it in; the old one is freed once no
- * worker can be reading it. */
+struct policy_state *sensor_port_state(struct sensor_port *pt)
+{
+    return pt->s->pstate;
+}
+
+void sensor_port_flow(struct sensor_port *pt, const struct flow_record *rec)
+{
+    if (rec->emit_us > pt->last_us)
+        pt->last_us = rec->emit_us;
+    outputs_write_flow(pt->w, rec);
+}
+
+void sensor_port_alert(struct sensor_port *pt, const struct alert_record *a)
+{
+    outputs_write_alert(pt->w, a);
+    /* An alert is news: it goes to the file and to Redis now, with the
+     * records written before it, not with the next batch. */
+    outputs_writer_flush(pt->w, 1);
+    pt->flushed_us = egr_mono_us();
+}
+
+void sensor_port_alert_fn(void *port, const struct alert_record *a)
+{
+    sensor_port_alert(port, a);
+}
+
+void sensor_port_tick(struct sensor_port *pt, uint64_t now_us, int force)
+{
+    if (!force && now_us - pt->flushed_us < FLUSH_US)
+        return;
+    outputs_writer_flush(pt->w, 0);
+    pt->flushed_us = now_us;
+}
+
+/* ---- the control thread ------------------------------------------------------ */
+
+/* Builds a policy from pc and swaps it in; the old one is freed by the
+ * last port that lets go of it. */
 static int swap_policy(struct sensor *s, const struct policy_config *pc, struct egr_err *err)
 {
     struct policy *next;
     int rc = policy_new(pc, &next, err);
     if (rc != EGR_OK)
         return rc;
-    pthread_rwlock_wrlock(&s->policy_lock);
+    policy_state_seed(next, s->pstate);
+    pthread_mutex_lock(&s->pol_mu);
     struct policy *old = s->policy;
     s->policy = next;
-    pthread_mutex_lock(&s->lock);
-    policy_state_seed(next, s->pstate);
-    pthread_mutex_unlock(&s->lock);
-    pthread_rwlock_unlock(&s->policy_lock);
+    atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
+    pthread_mutex_unlock(&s->pol_mu);
     policy_free(old);
     schedule(s);
     return EGR_OK;
@@ -125,26 +202,18 @@ int sensor_reload(struct sensor *s, const struct egr_config *cfg, struct egr_err
 static void save_baseline(struct sensor *s)
 {
     struct egr_err e;
-    pthread_mutex_lock(&s->lock);
-    int rc = policy_save_baseline(s->policy, s->pstate, &e);
-    pthread_mutex_unlock(&s->lock);
-    if (rc != EGR_OK)
+    if (policy_save_baseline(s->policy, s->pstate, &e) != EGR_OK)
         fprintf(stderr, "egressd: baseline not saved: %s\n", e.msg);
 }
 
 int sensor_reopen(struct sensor *s, struct egr_err *err)
 {
-    pthread_mutex_lock(&s->lock);
-    int rc = outputs_reopen(&s->out, err);
-    pthread_mutex_unlock(&s->lock);
-    return rc;
+    return outputs_reopen(&s->out, err);
 }
 
 void sensor_progress(struct sensor *s, const struct run_stats *st)
 {
-    pthread_mutex_lock(&s->lock);
     outputs_progress(&s->out, st);
-    pthread_mutex_unlock(&s->lock);
 }
 
 void sensor_poll(struct sensor *s)
@@ -153,16 +222,15 @@ void sensor_poll(struct sensor *s)
      * learned and picks up new intel. Only this thread swaps the policy,
      * so reading the pointer here needs no lock. */
     time_t now = now_s();
-    pthread_mutex_lock(&s->lock);
     outputs_poll(&s->out);
-    /* Once a second the JSON lines reach the file: a reader (tail -f, a SIEM
-     * shipper) on a quiet link is never more than that behind, and a buffer
-     * is not written per record. */
+    /* Once a second the JSON lines the ports handed over reach the file: a
+     * reader (tail -f, a SIEM shipper) on a quiet link is never more than
+     * that behind, and the file is not written per record. */
     if (now >= s->next_flush) {
+        outputs_writer_flush(s->ctl, 0);
         outputs_flush(&s->out);
         s->next_flush = now + 1;
     }
-    pthread_mutex_unlock(&s->lock);
 
     if (policy_learning(s->policy) && now >= s->next_save) {
         save_baseline(s);
@@ -189,10 +257,8 @@ void sensor_poll(struct sensor *s)
 void sensor_stats(struct sensor *s, struct run_stats *st)
 {
     struct policy_stats ps;
-    pthread_mutex_lock(&s->lock);
     policy_state_stats(s->pstate, &ps);
     outputs_redis_counters(&s->out, &st->redis);
-    pthread_mutex_unlock(&s->lock);
     st->alerts += ps.alerts;
     st->alerts_suppressed += ps.suppressed;
     st->alerts_rate_limited += ps.rate_limited;
@@ -201,34 +267,34 @@ void sensor_stats(struct sensor *s, struct run_stats *st)
 
 void sensor_write_stats(struct sensor *s, const struct run_stats *st)
 {
-    pthread_mutex_lock(&s->lock);
+    outputs_writer_flush(s->ctl, 0);
     outputs_stats(&s->out, st);
-    pthread_mutex_unlock(&s->lock);
 }
 
 int sensor_failed(struct sensor *s)
 {
-    pthread_mutex_lock(&s->lock);
-    int failed = s->out.failed;
-    pthread_mutex_unlock(&s->lock);
-    return failed;
+    return outputs_failed(&s->out);
+}
+
+static void ctl_alert(void *arg, const struct alert_record *a)
+{
+    struct sensor *s = arg;
+    outputs_write_alert(s->ctl, a);
 }
 
 int sensor_finish(struct sensor *s, struct run_stats *st, struct egr_err *err)
 {
-    pthread_mutex_lock(&s->lock);
-    policy_flush(s->policy, s->pstate, s->last_us, emit_alert, s);
-    pthread_mutex_unlock(&s->lock);
+    policy_flush(s->policy, s->pstate, atomic_load(&s->last_us), ctl_alert, s);
     if (policy_learning(s->policy))
         save_baseline(s);
     sensor_stats(s, st);
+    outputs_writer_close(s->ctl);
     int rc = outputs_finish(&s->out, st);
     if (rc != EGR_OK)
         egr_fail(err, rc, "%s", outputs_error(&s->out));
     policy_state_free(s->pstate);
     policy_free(s->policy);
-    pthread_rwlock_destroy(&s->policy_lock);
-    pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->pol_mu);
     free(s);
     return rc;
 }

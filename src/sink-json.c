@@ -4,22 +4,27 @@
  * The file is created or truncated at open, so one run gives one file and
  * replaying the same input gives byte-identical output; a live sensor
  * appends instead (output.append) and reopens the file by name on SIGHUP,
- * so logrotate can move it away. Writes go through
- * stdio with a 1 MiB buffer: a record is formatted into a reused jbuf and
- * handed to fwrite, so there is no allocation per record once the jbuf has
- * grown to the largest record. "-" writes to a duplicate of descriptor 1,
- * so the sink owns (and may close) its stream without closing stdout.
+ * so logrotate can move it away. Each thread writes through its own
+ * writer: records are formatted in that thread into the writer's buffer
+ * (no allocation per record once it has grown), and a full buffer, an
+ * alert or a flush hands the whole buffer to the file at once under the
+ * sink's lock, so lines of different writers never interleave. The file is
+ * written through stdio with a 1 MiB buffer. "-" writes to a duplicate of
+ * descriptor 1, so the sink owns (and may close) its stream without
+ * closing stdout.
  *
  * Errors are sticky: after the first failed write (disk full, EPIPE, ...)
  * every later call fails with the same message and nothing more is
  * written, so the output never has a hole in the middle. fsync is not
  * called: durability across a crash of the host is not promised.
  *
- * Thread safety: a sink is used by one thread (the main thread).
+ * Thread safety: writers run in their own threads; `mu` guards the stream,
+ * the sticky error and the reopen. Everything else is the control thread's.
  */
 #include "egressd/sink.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +34,10 @@
 #include "egressd/json.h"
 
 #define SINK_JSON_IOBUF (1u << 20)
+#define WRITER_HANDOFF (256u << 10) /* a writer hands its buffer over at this size */
 
 struct sink_json {
+    pthread_mutex_t mu;
     FILE *fp;
     char *iobuf;
     char *name;       /* path as given, "stdout" for "-" */
@@ -50,52 +57,121 @@ static int sj_fail(struct sink_json *sj, int code, const char *what, int errnum)
     return sj->failed;
 }
 
-/* Writes the event in sj->jb plus a newline. */
-static int sj_emit(struct sink_json *sj)
+/* Writes n bytes of whole lines to the stream. Under mu. */
+static int sj_write_locked(struct sink_json *sj, const char *buf, size_t n)
 {
-    json_raw(&sj->jb, "\n", 1);
-    if (!jbuf_ok(&sj->jb))
-        return sj_fail(sj, EGR_ENOMEM, "formatting an event", ENOMEM);
+    if (sj->failed)
+        return sj->failed;
     errno = 0;
-    size_t w = fwrite(sj->jb.buf, 1, sj->jb.len, sj->fp);
-    if (w != sj->jb.len || ferror(sj->fp))
+    size_t w = fwrite(buf, 1, n, sj->fp);
+    if (w != n || ferror(sj->fp))
         return sj_fail(sj, EGR_EIO, "write", errno ? errno : EIO);
     return EGR_OK;
 }
 
-static int sj_flow(void *self, const struct flow_record *rec)
+/* Writes the event in sj->jb plus a newline (control thread). */
+static int sj_emit(struct sink_json *sj)
 {
-    struct sink_json *sj = self;
-    if (sj->failed)
-        return sj->failed;
-    jbuf_reset(&sj->jb);
-    eve_format_flow(&sj->jb, rec);
-    return sj_emit(sj);
+    json_raw(&sj->jb, "\n", 1);
+    pthread_mutex_lock(&sj->mu);
+    int rc = jbuf_ok(&sj->jb) ? sj_write_locked(sj, sj->jb.buf, sj->jb.len)
+                              : sj_fail(sj, EGR_ENOMEM, "formatting an event", ENOMEM);
+    pthread_mutex_unlock(&sj->mu);
+    return rc;
 }
 
-static int sj_alert(void *self, const struct alert_record *a)
+/* ---- writers ------------------------------------------------------------ */
+
+struct sj_writer {
+    struct sink_json *sj;
+    struct jbuf jb;   /* whole lines waiting for the file */
+    struct jbuf one;  /* the event being formatted */
+};
+
+static void *sj_writer_new(void *self)
 {
-    struct sink_json *sj = self;
-    if (sj->failed)
-        return sj->failed;
-    jbuf_reset(&sj->jb);
-    eve_format_alert(&sj->jb, a);
-    return sj_emit(sj);
+    struct sj_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->sj = self;
+    jbuf_init(&w->jb);
+    jbuf_init(&w->one);
+    return w;
+}
+
+static int sj_writer_flush(void *wp, int urgent)
+{
+    struct sj_writer *w = wp;
+    struct sink_json *sj = w->sj;
+    pthread_mutex_lock(&sj->mu);
+    int rc = jbuf_ok(&w->jb) ? EGR_OK : sj_fail(sj, EGR_ENOMEM, "formatting an event", ENOMEM);
+    if (rc == EGR_OK && w->jb.len)
+        rc = sj_write_locked(sj, w->jb.buf, w->jb.len);
+    if (rc == EGR_OK && urgent) {
+        errno = 0;
+        if (fflush(sj->fp) != 0 || ferror(sj->fp))
+            rc = sj_fail(sj, EGR_EIO, "write", errno ? errno : EIO);
+    }
+    if (rc == EGR_OK)
+        rc = sj->failed;
+    pthread_mutex_unlock(&sj->mu);
+    jbuf_reset(&w->jb);
+    return rc;
+}
+
+/* Appends the event in w->one as a line; hands the buffer over when full. */
+static int sj_writer_line(struct sj_writer *w)
+{
+    if (!jbuf_ok(&w->one)) {
+        pthread_mutex_lock(&w->sj->mu);
+        int rc = sj_fail(w->sj, EGR_ENOMEM, "formatting an event", ENOMEM);
+        pthread_mutex_unlock(&w->sj->mu);
+        return rc;
+    }
+    json_raw(&w->jb, w->one.buf, w->one.len);
+    json_raw(&w->jb, "\n", 1);
+    if (w->jb.len >= WRITER_HANDOFF)
+        return sj_writer_flush(w, 0);
+    return EGR_OK;
+}
+
+static int sj_write_flow(void *wp, const struct flow_record *rec)
+{
+    struct sj_writer *w = wp;
+    jbuf_reset(&w->one);
+    eve_format_flow(&w->one, rec);
+    return sj_writer_line(w);
+}
+
+static int sj_write_alert(void *wp, const struct alert_record *a)
+{
+    struct sj_writer *w = wp;
+    jbuf_reset(&w->one);
+    eve_format_alert(&w->one, a);
+    return sj_writer_line(w);
+}
+
+static void sj_writer_free(void *wp)
+{
+    struct sj_writer *w = wp;
+    if (!w)
+        return;
+    sj_writer_flush(w, 0);
+    jbuf_free(&w->jb);
+    jbuf_free(&w->one);
+    free(w);
 }
 
 static int sj_stats(void *self, const struct run_stats *st)
 {
     struct sink_json *sj = self;
-    if (sj->failed)
-        return sj->failed;
     jbuf_reset(&sj->jb);
     eve_format_stats(&sj->jb, st);
     return sj_emit(sj);
 }
 
-static int sj_flush(void *self)
+static int sj_flush_locked(struct sink_json *sj)
 {
-    struct sink_json *sj = self;
     if (sj->failed)
         return sj->failed;
     errno = 0;
@@ -104,11 +180,21 @@ static int sj_flush(void *self)
     return EGR_OK;
 }
 
+static int sj_flush(void *self)
+{
+    struct sink_json *sj = self;
+    pthread_mutex_lock(&sj->mu);
+    int rc = sj_flush_locked(sj);
+    pthread_mutex_unlock(&sj->mu);
+    return rc;
+}
+
 static void sj_free(struct sink_json *sj)
 {
     jbuf_free(&sj->jb);
     free(sj->iobuf);
     free(sj->name);
+    pthread_mutex_destroy(&sj->mu);
     free(sj);
 }
 
@@ -123,8 +209,11 @@ static void sj_close(void *self)
 
 static const char *sj_error(void *self)
 {
-    const struct sink_json *sj = self;
-    return sj->failed ? sj->errmsg : "";
+    struct sink_json *sj = self;
+    pthread_mutex_lock(&sj->mu);
+    const char *e = sj->failed ? sj->errmsg : "";
+    pthread_mutex_unlock(&sj->mu);
+    return e;
 }
 
 static int sj_reopen(void *self, struct egr_err *err)
@@ -133,23 +222,32 @@ static int sj_reopen(void *self, struct egr_err *err)
     if (!sj->is_file)
         return EGR_OK;
     /* Everything buffered belongs to the old file. */
-    int rc = sj_flush(sj);
-    if (rc != EGR_OK)
+    pthread_mutex_lock(&sj->mu);
+    int rc = sj_flush_locked(sj);
+    if (rc != EGR_OK) {
+        pthread_mutex_unlock(&sj->mu);
         return egr_fail(err, rc, "%s", sj->errmsg);
+    }
     FILE *fp = fopen(sj->name, "a");
-    if (!fp)
+    if (!fp) {
+        pthread_mutex_unlock(&sj->mu);
         return egr_fail(err, EGR_EIO, "%s: cannot reopen: %s (writing on to the old file)",
                         sj->name, strerror(errno));
+    }
     fclose(sj->fp);
     sj->fp = fp;
     setvbuf(sj->fp, sj->iobuf, _IOFBF, SINK_JSON_IOBUF);
+    pthread_mutex_unlock(&sj->mu);
     return EGR_OK;
 }
 
 static const struct sink_ops sink_json_ops = {
     .name = "json",
-    .flow = sj_flow,
-    .alert = sj_alert,
+    .writer_new = sj_writer_new,
+    .write_flow = sj_write_flow,
+    .write_alert = sj_write_alert,
+    .writer_flush = sj_writer_flush,
+    .writer_free = sj_writer_free,
     .stats = sj_stats,
     .flush = sj_flush,
     .close = sj_close,
@@ -163,6 +261,7 @@ int sink_json_open(const char *path, int append, struct sink *out, struct egr_er
     struct sink_json *sj = calloc(1, sizeof(*sj));
     if (!sj)
         return egr_fail(err, EGR_ENOMEM, "%s: out of memory", path);
+    pthread_mutex_init(&sj->mu, NULL);
     jbuf_init(&sj->jb);
     sj->name = strdup(to_stdout ? "stdout" : path);
     sj->iobuf = malloc(SINK_JSON_IOBUF);

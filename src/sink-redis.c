@@ -159,46 +159,9 @@ void rs_set_error(struct sink_redis *s, const char *msg)
     rs_copy_cut(s->last_error, sizeof(s->last_error), msg);
 }
 
-static void agg_batch(void *arg, struct rcmd_buf *b)
-{
-    struct sink_redis *s = arg;
-    struct rrec *r = rcmd_ok(b) ? rs_rrec_new(b->buf, (uint32_t)b->len) : NULL;
-    if (!r) {
-        s->in_agg_lost += b->ncmd;
-        return;
-    }
-    rs_inbox_push(s, r);
-}
-
-void rs_agg_flush_locked(struct sink_redis *s)
-{
-    if (s->agg && redis_agg_count(s->agg) > 0)
-        redis_agg_flush(s->agg, &s->schema, &s->agg_rb, agg_batch, s);
-    s->agg_flushed_us = egr_mono_us();
-}
-
-/* Caller's side, under mx. While Redis does not take writes the sums stay
- * here and keep growing; if the table fills meanwhile, further records are
- * not counted (reported at the end). */
-static void agg_record(struct sink_redis *s, const struct flow_record *rec)
-{
-    if (!s->agg || !redis_schema_counts_as_egress(rec))
-        return;
-    if (!redis_agg_add(s->agg, rec)) {
-        if (!s->ready) {
-            s->agg_skipped++;
-            return;
-        }
-        rs_agg_flush_locked(s); /* full: the sums go now */
-        redis_agg_add(s->agg, rec); /* cannot fail on an empty table */
-    }
-    if (s->ready && egr_mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
-        rs_agg_flush_locked(s);
-}
-
 /* ---- the I/O thread ------------------------------------------------------ */
 
-static void wake(struct sink_redis *s)
+void rs_wake(struct sink_redis *s)
 {
     uint64_t one = 1;
     ssize_t n = write(s->wake_fd, &one, sizeof(one));
@@ -219,23 +182,7 @@ void rs_inbox_push(struct sink_redis *s, struct rrec *r)
     s->in_count++;
     s->in_bytes += r->len;
     if (s->in_count == s->cfg.batch_records)
-        wake(s);
-}
-
-/* Caller's side: a formatted record (front_rb) into the inbox, unless the
- * thread is so far behind that the inbox is over its bound. */
-static void hand_over(struct sink_redis *s)
-{
-    struct rrec *r = rcmd_ok(&s->front_rb) ? rs_rrec_new(s->front_rb.buf, (uint32_t)s->front_rb.len)
-                                           : NULL;
-    s->in_records++;
-    if (!r || s->in_count >= (uint64_t)s->cfg.queue_max_records + INBOX_SLACK ||
-        s->in_bytes + (r ? r->len : 0) > s->cfg.queue_max_bytes + (uint64_t)INBOX_SLACK * 4096u) {
-        s->in_dropped++;
-        free(r);
-        return;
-    }
-    rs_inbox_push(s, r);
+        rs_wake(s);
 }
 
 /* Publishes the counters for other threads. Under mx. */
@@ -292,14 +239,11 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
     while (r) {
         struct rrec *next = r->next;
         if (r->kind == KIND_RAW_FLOW) {
-            /* Formatted here, on the I/O thread; its aggregates are summed
-             * in the caller's table (under the lock, as the caller does). */
+            /* Formatted here, on the I/O thread (its aggregates were summed
+             * by the writer that made it). */
             const struct flow_record *rec = (const struct flow_record *)(const void *)r->data;
             redis_schema_flow(&s->schema, rec, &s->rb);
             struct rrec *f = rcmd_ok(&s->rb) ? rs_rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
-            pthread_mutex_lock(&s->mx);
-            agg_record(s, rec);
-            pthread_mutex_unlock(&s->mx);
             free(r);
             if (f) {
                 rs_enqueue(s, f);
@@ -357,44 +301,6 @@ static void *io_main(void *arg)
 
 /* ---- sink ops --------------------------------------------------------- */
 
-static int sr_flow(void *self, const struct flow_record *rec)
-{
-    struct sink_redis *s = self;
-    pthread_mutex_lock(&s->mx);
-    int raw = s->in_count < RAW_MAX;
-    pthread_mutex_unlock(&s->mx);
-    if (raw) {
-        struct rrec *r = malloc(sizeof(*r) + sizeof(*rec));
-        if (r) {
-            memset(r, 0, sizeof(*r));
-            r->kind = KIND_RAW_FLOW;
-            r->len = sizeof(*rec);
-            memcpy(r->data, rec, sizeof(*rec));
-            pthread_mutex_lock(&s->mx);
-            s->in_records++;
-            rs_inbox_push(s, r);
-            pthread_mutex_unlock(&s->mx);
-            return EGR_OK;
-        }
-    }
-    redis_schema_flow(&s->schema, rec, &s->front_rb);
-    pthread_mutex_lock(&s->mx);
-    hand_over(s);
-    agg_record(s, rec);
-    pthread_mutex_unlock(&s->mx);
-    return EGR_OK; /* the capture never stops for Redis */
-}
-
-static int sr_alert(void *self, const struct alert_record *a)
-{
-    struct sink_redis *s = self;
-    redis_schema_alert(&s->schema, a, &s->front_jb, &s->front_rb);
-    pthread_mutex_lock(&s->mx);
-    hand_over(s);
-    pthread_mutex_unlock(&s->mx);
-    return EGR_OK;
-}
-
 void sink_redis_progress(void *self, const struct run_stats *st)
 {
     struct sink_redis *s = self;
@@ -412,7 +318,7 @@ static int sr_stats(void *self, const struct run_stats *st)
     sink_redis_progress(s, st);
     pthread_mutex_lock(&s->mx);
     s->req_heartbeat = 1;
-    wake(s);
+    rs_wake(s);
     pthread_mutex_unlock(&s->mx);
     return EGR_OK;
 }
@@ -438,11 +344,6 @@ static int drain_now(struct sink_redis *s)
 {
     uint64_t deadline = egr_mono_us() + (uint64_t)s->cfg.drain_timeout * 1000000u;
     int hb, dr, st;
-    take_inbox(s, &hb, &dr, &st);
-    /* Records formatted just now added to the sums: they go too. */
-    pthread_mutex_lock(&s->mx);
-    rs_agg_flush_locked(s);
-    pthread_mutex_unlock(&s->mx);
     take_inbox(s, &hb, &dr, &st);
     rs_send_some(s);
     while ((rs_waiting(s) > 0 || s->mem_agg > 0) && egr_mono_us() < deadline) {
@@ -500,9 +401,8 @@ int sink_redis_drain(void *self)
 {
     struct sink_redis *s = self;
     pthread_mutex_lock(&s->mx);
-    rs_agg_flush_locked(s);
     s->req_drain = 1;
-    wake(s);
+    rs_wake(s);
     while (!s->drain_done)
         pthread_cond_wait(&s->cv, &s->mx);
     int rc = s->drain_rc;
@@ -525,14 +425,9 @@ void sink_redis_counters(void *self, struct redis_stats *out)
 
 void sink_redis_poll(void *self)
 {
-    /* The thread needs no pumping; the sums go out on time even when no
-     * record arrives to carry the check. */
-    struct sink_redis *s = self;
-    pthread_mutex_lock(&s->mx);
-    if (s->ready && s->agg && redis_agg_count(s->agg) > 0 &&
-        egr_mono_us() - s->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
-        rs_agg_flush_locked(s);
-    pthread_mutex_unlock(&s->mx);
+    /* The thread needs no pumping, and each writer sends its own sums when
+     * it is flushed. */
+    (void)self;
 }
 
 static void sr_free(struct sink_redis *s)
@@ -558,11 +453,7 @@ static void sr_free(struct sink_redis *s)
         event_base_free(s->base);
     rcmd_free(&s->rb);
     rcmd_free(&s->hb_rb);
-    rcmd_free(&s->agg_rb);
-    rcmd_free(&s->front_rb);
-    redis_agg_free(s->agg);
     jbuf_free(&s->jb);
-    jbuf_free(&s->front_jb);
     free(s->popbuf);
     free(s->resp);
     free(s);
@@ -574,7 +465,7 @@ static void sr_close(void *self)
     if (s->thread_started) {
         pthread_mutex_lock(&s->mx);
         s->req_stop = 1;
-        wake(s);
+        rs_wake(s);
         pthread_mutex_unlock(&s->mx);
         pthread_join(s->thread, NULL);
     }
@@ -590,8 +481,11 @@ static void sr_close(void *self)
 
 static const struct sink_ops sink_redis_ops = {
     .name = "redis",
-    .flow = sr_flow,
-    .alert = sr_alert,
+    .writer_new = rs_writer_new,
+    .write_flow = rs_write_flow,
+    .write_alert = rs_write_alert,
+    .writer_flush = rs_writer_flush,
+    .writer_free = rs_writer_free,
     .stats = sr_stats,
     .flush = sr_flush,
     .close = sr_close,
@@ -618,10 +512,7 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
     s->log_arg = log_arg;
     rcmd_init(&s->rb);
     rcmd_init(&s->hb_rb);
-    rcmd_init(&s->agg_rb);
-    rcmd_init(&s->front_rb);
     jbuf_init(&s->jb);
-    jbuf_init(&s->front_jb);
     int rc = redis_url_parse(cfg->url, &s->ep, err);
     if (rc != EGR_OK)
         goto fail;
@@ -649,10 +540,6 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
     s->log_window = time(NULL);
     if ((rc = rs_open_spool(s, err)) != EGR_OK)
         goto fail;
-    if (cfg->aggregate_ttl && (rc = redis_agg_new(AGG_MAX_ENTRIES, &s->agg, err)) != EGR_OK)
-        goto fail;
-
-    s->agg_flushed_us = egr_mono_us();
     s->base = event_base_new();
     s->own_base = 1;
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

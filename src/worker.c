@@ -1,11 +1,12 @@
 /* worker.c - per-packet glue for one capture worker (see worker.h):
- * decode -> passive DNS -> flow table -> classify, and on the way out of the
- * flow table the enrichment of each record (direction and asset from the
+ * decode -> passive DNS -> flow table -> classify -> judge (judge.c), and
+ * the enrichment of each record and snapshot (direction and asset from the
  * policy, destination name, GeoIP/ASN of the remote end).
  *
- * Enrichment runs once per record, never per packet: GeoIP answers are
- * cached, and the destination name comes from what classification already
- * found (SNI, HTTP host) or from the passive-DNS table.
+ * Enrichment runs once per record or judgement, never per packet: GeoIP
+ * answers are cached, and the destination name comes from what
+ * classification already found (SNI, HTTP host) or from the passive-DNS
+ * table.
  */
 #include "egressd/worker.h"
 
@@ -18,8 +19,10 @@
 #include "egressd/decode.h"
 #include "egressd/dns.h"
 #include "egressd/geo.h"
+#include "egressd/judge.h"
 #include "egressd/names.h"
 #include "egressd/netset.h"
+#include "egressd/policy.h"
 
 struct worker {
     struct classify_ctx *cls;
@@ -27,10 +30,8 @@ struct worker {
     struct geo *geo;
     struct names *names;
     struct dns_answers *dns; /* ~17 KB scratch for one parsed response */
-    worker_annotate_fn annotate;
-    void *annotate_arg;
-    flow_emit_fn emit;
-    void *emit_arg;
+    struct sensor_port *port;
+    struct judge *judge;
     struct decode_stats dec;
     struct dns_stats dnsst;
     uint64_t packets, bytes, ip_packets, not_ip;
@@ -38,17 +39,20 @@ struct worker {
 };
 
 static void worker_emit(void *arg, struct flow_record *rec);
+static void enrich(void *arg, const struct policy *p, struct flow_record *r);
 
-int worker_new(const struct egr_config *cfg, flow_emit_fn emit, void *emit_arg,
-               struct worker **out, struct egr_err *err)
+int worker_new(const struct egr_config *cfg, struct sensor *s, struct worker **out,
+               struct egr_err *err)
 {
     struct worker *w = calloc(1, sizeof(*w));
     if (!w)
         return egr_fail(err, EGR_ENOMEM, "worker: out of memory");
-    w->emit = emit;
-    w->emit_arg = emit_arg;
     w->dns = malloc(sizeof(*w->dns));
     int rc = w->dns ? EGR_OK : egr_fail(err, EGR_ENOMEM, "worker: out of memory");
+    if (rc == EGR_OK)
+        rc = sensor_port_open(s, &w->port, err);
+    if (rc == EGR_OK)
+        rc = judge_new(w->port, enrich, w, &w->judge, err);
     if (rc == EGR_OK)
         rc = geo_open(&cfg->geo, &w->geo, err);
     if (rc == EGR_OK)
@@ -63,6 +67,7 @@ int worker_new(const struct egr_config *cfg, flow_emit_fn emit, void *emit_arg,
         worker_free(w);
         return rc;
     }
+    judge_attach(w->judge, w->flows);
     *out = w;
     return EGR_OK;
 }
@@ -73,18 +78,14 @@ void worker_free(struct worker *w)
         return;
     /* The flow table hands nDPI state back to the module: free it first. */
     flow_table_free(w->flows);
+    judge_free(w->judge);
+    sensor_port_close(w->port);
     if (w->cls)
         classify_free(w->cls);
     geo_free(w->geo);
     names_free(w->names);
     free(w->dns);
     free(w);
-}
-
-void worker_set_annotate(struct worker *w, worker_annotate_fn fn, void *arg)
-{
-    w->annotate = fn;
-    w->annotate_arg = arg;
 }
 
 /* An HTTP Host that is an address literal ("10.1.2.3", "[2001:db8::1]:8080")
@@ -117,14 +118,14 @@ static void set_name(struct rec_enrich *e, const char *name, uint8_t src)
     e->dest_name_src = src;
 }
 
-/* Enriches a record leaving the flow table, then hands it on. */
-static void worker_emit(void *arg, struct flow_record *r)
+/* Direction, asset and role from the policy, then the responder's name
+ * and the remote end's GeoIP: a record or a snapshot being judged. */
+static void enrich(void *arg, const struct policy *p, struct flow_record *r)
 {
     struct worker *w = arg;
     struct rec_enrich *e = &r->enrich;
     memset(e, 0, sizeof(*e));
-    if (w->annotate)
-        w->annotate(w->annotate_arg, r);
+    policy_annotate(p, r);
 
     /* The responder's name, best source first. */
     if (r->ndpi.tls_sni[0])
@@ -152,7 +153,14 @@ static void worker_emit(void *arg, struct flow_record *r)
         e->asn = gi.asn;
         snprintf(e->as_org, sizeof(e->as_org), "%s", gi.as_org);
     }
-    w->emit(w->emit_arg, r);
+}
+
+/* A record leaving the flow table, already enriched and judged by the
+ * judge's record hook. */
+static void worker_emit(void *arg, struct flow_record *r)
+{
+    struct worker *w = arg;
+    sensor_port_flow(w->port, r);
 }
 
 /* DNS answers seen on the wire feed the passive-DNS table. Only responses
@@ -180,6 +188,7 @@ void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
     w->bytes += p->wire_len;
     if (p->ts_us > w->last_ts_us)
         w->last_ts_us = p->ts_us;
+    judge_tick(w->judge, p->ts_us);
     int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
     if (rc == DECODE_OK) {
         w->ip_packets++;
@@ -199,7 +208,13 @@ void worker_tick(struct worker *w, uint64_t now_us)
         return;
     /* last_ts_us stays the newest packet's time: the stats event reports
      * packet time, and a tick must not make later packets look old. */
+    judge_tick(w->judge, now_us);
     flow_table_expire(w->flows, now_us);
+}
+
+void worker_output_tick(struct worker *w, int force)
+{
+    sensor_port_tick(w->port, egr_mono_us(), force);
 }
 
 void worker_flush(struct worker *w, enum flow_end_reason reason)

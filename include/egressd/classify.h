@@ -62,6 +62,11 @@ int classify_packet(struct classify_ctx *ctx, struct classify_flow *cf,
 void classify_flow_finish(struct classify_ctx *ctx, struct classify_flow *cf,
                           struct classify_result *res);
 
+/* The responder's name nDPI has seen so far (TLS/QUIC SNI, HTTP Host), or
+ * NULL. Cheap: for the packets of flows whose verdict waits for a name. */
+const char *classify_flow_dest_name(const struct classify_ctx *ctx,
+                                    const struct classify_flow *cf);
+
 /* Snapshot of an unfinished flow (for interim records) into *res, replacing
  * its previous contents; cf stays valid and detection goes on. */
 void classify_flow_peek(struct classify_ctx *ctx, const struct classify_flow *cf,

@@ -18,6 +18,7 @@
 #include "egressd/common.h"
 #include "egressd/pkt.h"
 #include "egressd/record.h"
+#include "egressd/verdict.h"
 
 struct classify_ctx;
 
@@ -71,6 +72,44 @@ void flow_table_expire(struct flow_table *ft, uint64_t now_us);
 void flow_table_flush(struct flow_table *ft, enum flow_end_reason reason);
 
 const struct flow_stats *flow_table_stats(const struct flow_table *ft);
+
+/* ---- the policy stage's view of a flow ---------------------------------
+
+ * A worker's policy stage (judge.c) follows a flow through hooks; it sees
+ * the flow only as an opaque struct flow, valid during the call, and keeps
+ * its own state in the flow's struct flow_verdict. */
+struct flow;
+
+/* Events of one packet (flow_hooks.event). */
+enum {
+    FE_NEW = 1,        /* the flow's first packet */
+    FE_NAME = 2,       /* a destination name became known (asked with VW_NAME) */
+    FE_CLASSIFIED = 4, /* classification ended with this packet */
+};
+
+struct flow_hooks {
+    /* After a packet has been accounted and classified: every flow's first
+     * packet, and later packets as v->watch asks (VW_*). */
+    void (*event)(void *arg, struct flow *f, struct flow_verdict *v, const struct pkt_meta *m,
+                  int from_initiator, unsigned events);
+    /* Before a record leaves through the emit callback; may mark it up. */
+    void (*record)(void *arg, struct flow *f, struct flow_verdict *v, struct flow_record *rec);
+};
+
+/* Sets the hooks (h must outlive the table). The table frees v->keys when a
+ * flow ends. */
+void flow_table_set_hooks(struct flow_table *ft, const struct flow_hooks *h, void *arg);
+
+/* The record of f as it stands, counters over the whole flow, reason
+ * END_ACTIVE; with_ndpi adds classification (a snapshot while detection
+ * runs). For hooks. */
+void flow_table_snapshot(struct flow_table *ft, const struct flow *f, int with_ndpi,
+                         struct flow_record *rec);
+uint64_t flow_table_flow_id(const struct flow *f);
+uint64_t flow_table_first_us(const struct flow *f);
+struct flow_verdict *flow_table_verdict(struct flow *f);
+/* 1 once classification has ended for f (or never ran). */
+int flow_table_classified(const struct flow *f);
 
 /* Bytes of one tracked flow entry (excluding classification strings). */
 size_t flow_table_entry_size(void);

@@ -1,12 +1,16 @@
 /* outputs.h - the set of sinks a run writes to, opened from the
  * configuration and the command line, fed by the I/O side (main thread).
  *
- * Records go to every sink in the order they were opened. The first sink
- * failure is kept (one line, in outputs_error()) and makes the run fail;
- * later records still go to the sinks that work.
+ * Records go to every sink in the order they were opened, through writers
+ * (one per thread that makes records, see sink.h). The first sink failure
+ * is kept (one line, in outputs_error()) and makes the run fail; later
+ * records still go to the sinks that work.
  */
 #ifndef EGRESSD_OUTPUTS_H
 #define EGRESSD_OUTPUTS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include "egressd/alert.h"
 #include "egressd/config.h"
@@ -17,8 +21,16 @@
 struct outputs {
     struct sink sinks[OUTPUTS_MAX];
     unsigned n;
-    int failed;
+    atomic_int failed;
+    pthread_mutex_t mu;  /* guards err while the first failure is noted */
     struct egr_err err;
+};
+
+/* One thread's writers, one per sink. */
+struct outputs_writer {
+    struct outputs *o;
+    void *w[OUTPUTS_MAX];
+    unsigned n;
 };
 
 /* Opens the sinks the configuration asks for: JSON lines to json_path
@@ -28,8 +40,15 @@ struct outputs {
 int outputs_open(struct outputs *o, const struct egr_config *cfg, const char *json_path,
                  const char *source, struct egr_err *err);
 
-void outputs_flow(struct outputs *o, const struct flow_record *rec);
-void outputs_alert(struct outputs *o, const struct alert_record *a);
+/* A writer for the calling thread; close it (outputs_writer_close) before
+ * outputs_finish. */
+int outputs_writer_open(struct outputs *o, struct outputs_writer **out, struct egr_err *err);
+void outputs_write_flow(struct outputs_writer *w, const struct flow_record *rec);
+void outputs_write_alert(struct outputs_writer *w, const struct alert_record *a);
+/* Hands what w holds to the sinks; `urgent` pushes it on at once (an alert
+ * must reach the file and Redis now, not with the next batch). */
+void outputs_writer_flush(struct outputs_writer *w, int urgent);
+void outputs_writer_close(struct outputs_writer *w);
 
 /* Writes a stats event to every sink now (a periodic or requested one; the
  * final one is written by outputs_finish). */
@@ -58,6 +77,9 @@ void outputs_redis_counters(struct outputs *o, struct redis_stats *out);
  * deliver asynchronously, up to their configured deadline) and closes them.
  * Returns EGR_OK or the first failure of the run. */
 int outputs_finish(struct outputs *o, const struct run_stats *st);
+
+/* 1 once a sink failed. Any thread. */
+int outputs_failed(const struct outputs *o);
 
 /* The first failure of the run, or "". */
 const char *outputs_error(const struct outputs *o);

@@ -6,13 +6,17 @@
  *     parsed lists (home_net, assets, roles, intel) sit in a reference-
  *     counted struct policy_spec built by the configuration loader.
  *   - struct policy: built from a configuration by policy_new (loads the
- *     intel files and the baseline), then only read: policy_annotate may run
- *     in many worker threads at once. A reload builds a new one and swaps.
+ *     intel files and the baseline), then only read, by any number of
+ *     threads; reference-counted, so a reload builds a new one, swaps it in
+ *     and each worker lets go of the old one when it picks up the new one.
  *   - struct policy_state: what the sensor remembers across reloads (alert
- *     dedup, exfiltration windows, what learn mode saw). One thread at a
- *     time (the sensor's lock).
+ *     dedup, exfiltration windows, what learn mode saw). Shared by every
+ *     worker: sharded and locked inside (policy-alerts.c), never by a lock
+ *     around a whole record.
  *
- * Evaluation order for one record (docs/policy.md):
+ * A worker judges each flow with policy_judge() at the packets that can
+ * settle its verdict (verdict.h); policy_evaluate() judges a finished
+ * record in one go. Evaluation order (docs/policy.md):
  *   1. intel lists, for any host and direction: ALERT_INTEL;
  *   2. egress from a host with a role: monitor -> nothing; learn -> the
  *      destination is learned; deny / baseline -> allow rules in order, then
@@ -29,6 +33,7 @@
 #include "egressd/alert.h"
 #include "egressd/common.h"
 #include "egressd/record.h"
+#include "egressd/verdict.h"
 
 struct policy_spec; /* parsed lists; see policy-int.h */
 
@@ -47,6 +52,8 @@ struct policy_config {
     char baseline_file[1024];  /* learning.baseline_file, resolved */
     uint32_t save_interval;    /* learning.save_interval (s, wall clock) */
     uint32_t intel_check;      /* intel_check_interval (s, wall clock); 0 = never */
+    uint32_t decide_packets;   /* alerts.decide_packets: initiator payload packets */
+    uint32_t decide_seconds;   /* alerts.decide_seconds: after the first packet */
 };
 
 void policy_config_defaults(struct policy_config *pc);
@@ -60,6 +67,9 @@ struct policy_state;
  * (for roles in baseline mode) the baseline file. Errors name the file and
  * line ("intel/c2.txt:14: not an IP address or CIDR: 'x'"). */
 int policy_new(const struct policy_config *pc, struct policy **out, struct egr_err *err);
+/* Another reference to p (thread-safe); policy_free drops one and frees the
+ * policy with the last. */
+struct policy *policy_ref(struct policy *p);
 void policy_free(struct policy *p);
 
 /* Sets rec->enrich.direction, asset and role from home_net and the assets.
@@ -76,6 +86,49 @@ typedef void (*policy_alert_fn)(void *arg, const struct alert_record *a);
  * rec->alerted when the record matched any alert condition. */
 void policy_evaluate(const struct policy *p, struct policy_state *st, struct flow_record *rec,
                      policy_alert_fn fn, void *arg);
+
+/* What policy_judge may take as known (`known`). */
+enum {
+    PJ_NAME = 1,         /* the destination's name will not change any more */
+    PJ_NDPI = 2,         /* nDPI's classification is final */
+    PJ_PACKET_BYTES = 4, /* volume is counted per packet (policy_volume_*): the
+                          * record's byte counters are not added */
+};
+/* What a judgement leaves open (policy_judge's result). */
+enum {
+    PJ_OPEN_ROLE = 1,    /* the role's verdict waits for a name or nDPI */
+    PJ_OPEN_RISK = 2,    /* the risk check waits for nDPI's final answer */
+    PJ_OPEN_INTEL = 4,   /* a name or fingerprint list may still match */
+};
+
+/* 1 if p judges anything at all (it has networks, assets, roles or lists). */
+int policy_active(const struct policy *p);
+/* 1 if an intel list matches names or TLS fingerprints, which come after a
+ * flow's first packets. */
+int policy_late_intel(const struct policy *p);
+
+/* Judges a flow on what rec (annotated, enriched) says now. Raises every
+ * alert condition met that the flow has not raised yet (v->keys), each
+ * through fn with scratch as the event's storage; records the first one's
+ * stage (`by`, enum verdict_stage) and time in v. The role's verdict is
+ * taken only when no more information could change it (PJ_OPEN_ROLE
+ * otherwise). Thread-safe for a shared p and st. */
+unsigned policy_judge(const struct policy *p, struct policy_state *st, struct flow_record *rec,
+                      struct flow_verdict *v, unsigned known, unsigned by,
+                      struct alert_record *scratch, policy_alert_fn fn, void *arg);
+
+/* The volume window of rec's asset when the exfiltration check applies to
+ * it (egress from a named asset, exfiltration.bytes set): a slot for
+ * policy_volume_add(), else 0. */
+uint32_t policy_volume_slot(const struct policy *p, struct policy_state *st,
+                            const struct flow_record *rec);
+/* Counts bytes the asset sent at now_us; 1 when they took its window over
+ * the threshold: then call policy_volume_alert() with the flow's record. */
+int policy_volume_add(const struct policy *p, struct policy_state *st, uint32_t slot,
+                      uint64_t bytes, uint64_t now_us, uint64_t *total);
+void policy_volume_alert(const struct policy *p, struct policy_state *st,
+                         struct flow_record *rec, struct flow_verdict *v, uint64_t total,
+                         struct alert_record *scratch, policy_alert_fn fn, void *arg);
 
 /* At the end of a run: one update event for every alert_key whose count
  * grew since its last event, so sinks end with the true counts. */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "egressd/cid.h"
+#include "egressd/verdict.h"
 
 /* Why a record was emitted. */
 enum flow_end_reason {
@@ -135,6 +136,13 @@ struct flow_record {
     uint8_t ndpi_done;    /* 1 if detection finished (detected or gave up) */
     uint8_t alerted;      /* set by the policy stage when this flow raised an alert */
     uint32_t seq;         /* 0 for the first record of a flow, +1 per interim */
+    /* The verdict so far (verdict.h): when the flow's first alert was
+     * raised, and the keys of the alerts it raised (the first
+     * VERDICT_KEYS_MAX), so a record joins its alerts. */
+    uint8_t verdict_by;   /* enum verdict_stage; VBY_NONE: no alert */
+    uint8_t nalert_keys;
+    uint64_t verdict_us;
+    uint8_t alert_keys[VERDICT_KEYS_MAX][20];
 
     char community_id[CID_STR_MAX];
     struct rec_ndpi ndpi;

@@ -1,6 +1,13 @@
 /* sink.h - where records go. A sink is a small table of function pointers,
  * so the JSON and Redis sinks are peers and a third sink is one new file.
  * Sinks see records and stats by const pointer and copy what they keep.
+ *
+ * Records reach a sink through writers: each thread that makes records (a
+ * capture worker, the control thread) opens its own writer, which formats
+ * and buffers them in that thread and hands them to the sink in whole
+ * batches, so no lock is taken per record and the JSON file only ever gets
+ * whole lines. Everything else (stats, flush, reopen, close) belongs to
+ * the control thread; writers must be freed before the sink is closed.
  */
 #ifndef EGRESSD_SINK_H
 #define EGRESSD_SINK_H
@@ -65,8 +72,15 @@ struct run_stats {
 
 struct sink_ops {
     const char *name;
-    int (*flow)(void *self, const struct flow_record *rec);
-    int (*alert)(void *self, const struct alert_record *a);
+    /* A writer for the calling thread (NULL when out of memory). Its calls
+     * may run in parallel with other writers' and with the ops below. */
+    void *(*writer_new)(void *self);
+    int (*write_flow)(void *w, const struct flow_record *rec);
+    int (*write_alert)(void *w, const struct alert_record *a);
+    /* Hands what the writer holds to the sink; `urgent` (an alert) also
+     * pushes it on at once (to the file, to the I/O thread). */
+    int (*writer_flush)(void *w, int urgent);
+    void (*writer_free)(void *w); /* flushes first */
     int (*stats)(void *self, const struct run_stats *st);
     int (*flush)(void *self);
     void (*close)(void *self); /* flushes and frees self */

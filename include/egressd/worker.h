@@ -1,7 +1,8 @@
-/* worker.h - per-packet glue: decode -> flow table -> classify, for one
- * capture worker. A worker owns its decode counters, its nDPI module and its
- * flow table, and shares nothing, so workers need no locks. Records leave
- * through the emit callback given at creation.
+/* worker.h - per-packet glue: decode -> flow table -> classify -> judge,
+ * for one capture worker. A worker owns its decode counters, its nDPI
+ * module, its flow table and its policy stage, and reaches what is shared
+ * (policy, alert state, sinks) only through its own sensor port, so workers
+ * take no lock on the packet or record path.
  */
 #ifndef EGRESSD_WORKER_H
 #define EGRESSD_WORKER_H
@@ -9,27 +10,30 @@
 #include "egressd/capture.h"
 #include "egressd/config.h"
 #include "egressd/flow.h"
+#include "egressd/sensor.h"
 #include "egressd/sink.h"
 
 struct worker;
 
-/* Called on every record before enrichment reads its direction: the policy
- * sets direction, asset and role here. Must be cheap and thread-safe for a
- * shared read-only policy. */
-typedef void (*worker_annotate_fn)(void *arg, struct flow_record *rec);
-void worker_set_annotate(struct worker *w, worker_annotate_fn fn, void *arg);
-
-int worker_new(const struct egr_config *cfg, flow_emit_fn emit, void *emit_arg,
-               struct worker **out, struct egr_err *err);
+/* A worker writing into sensor s through a port of its own. Call it from
+ * the thread that will run it (or before starting that thread). */
+int worker_new(const struct egr_config *cfg, struct sensor *s, struct worker **out,
+               struct egr_err *err);
+/* Closes the worker's port (its buffered output goes to the sinks). */
 void worker_free(struct worker *w);
 
 /* Decodes and accounts one frame of link type dlt. */
 void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p);
 
 /* Moves the worker's time to now_us without a packet (a live capture on a
- * quiet link, with the wall clock), so idle flows expire. Ignored when
- * now_us is not later than the newest packet seen. */
+ * quiet link, with the wall clock), so idle flows expire and open flows
+ * past their decision bound are decided. Ignored when now_us is not later
+ * than the newest packet seen. */
 void worker_tick(struct worker *w, uint64_t now_us);
+
+/* Hands the worker's buffered records to the sinks if it has not done so
+ * for a while (force: now). Call it between packets now and then. */
+void worker_output_tick(struct worker *w, int force);
 
 /* Emits every tracked flow with `reason`. */
 void worker_flush(struct worker *w, enum flow_end_reason reason);

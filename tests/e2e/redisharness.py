@@ -341,6 +341,8 @@ def flat_flow(e, sensor):
         f[k] = str(fl[k])
     f["start"], f["end"], f["reason"] = fl["start"], fl["end"], fl["reason"]
     f["alerted"] = "true" if fl["alerted"] else "false"
+    if e.get("verdict", {}).get("alert_keys"):
+        f["alert_keys"] = " ".join(e["verdict"]["alert_keys"])
     if fl.get("seq"):
         f["seq"] = str(fl["seq"])
     n = e.get("ndpi", {})

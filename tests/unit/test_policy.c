@@ -639,6 +639,16 @@ static void test_config_errors(void **state)
 
 /* ---- intel change detection and reload with a broken file ----------------- */
 
+/* A record judged and written through a sensor port, as a worker does. */
+static void judge_record(struct sensor_port *pt, struct flow_record *r)
+{
+    const struct policy *p = sensor_port_policy(pt);
+    memset(&r->enrich, 0, sizeof(r->enrich));
+    policy_annotate(p, r);
+    policy_evaluate(p, sensor_port_state(pt), r, sensor_port_alert_fn, pt);
+    sensor_port_flow(pt, r);
+}
+
 static void test_reload(void **state)
 {
     (void)state;
@@ -658,10 +668,13 @@ static void test_reload(void **state)
     assert_int_equal(policy_new(&cfg.policy, &p, &err), EGR_OK);
     assert_false(policy_intel_changed(p));
 
+    /* A worker's view: its port's policy, picked up again after a swap. */
+    struct sensor_port *pt;
+    assert_int_equal(sensor_port_open(s, &pt, &err), EGR_OK);
+    const struct policy *seen = sensor_port_policy(pt);
     struct flow_record r;
     mk(&r, "10.0.0.1", "203.0.113.1", 6, 443);
-    sensor_annotate(s, &r);
-    sensor_emit(s, &r);
+    judge_record(pt, &r);
     assert_int_equal(r.alerted, 1);
 
     /* the list changes: detected; a reload picks up the new entry */
@@ -671,9 +684,10 @@ static void test_reload(void **state)
     policy_free(p);
     assert_int_equal(sensor_reload(s, &cfg, &err), EGR_OK);
     mk(&r, "10.0.0.1", "203.0.113.2", 6, 443);
-    sensor_annotate(s, &r);
-    sensor_emit(s, &r);
+    judge_record(pt, &r);
     assert_int_equal(r.alerted, 1);
+    assert_ptr_not_equal(sensor_port_policy(pt), seen); /* the port took the new one */
+    seen = sensor_port_policy(pt);
 
     /* a broken list: reload fails, says why, and the old policy stays */
     write_file("r-ips.txt", "203.0.113.3\nbroken line\n");
@@ -682,14 +696,14 @@ static void test_reload(void **state)
     assert_non_null(strstr(err.msg, "r-ips.txt:2: "));
     mk(&r, "10.0.0.1", "203.0.113.2", 6, 443);
     r.src_port = 5; /* another flow */
-    sensor_annotate(s, &r);
+    judge_record(pt, &r);
     assert_int_equal(r.enrich.direction, DIR_EGRESS);
-    sensor_emit(s, &r);
     assert_int_equal(r.alerted, 1); /* still the previous list */
+    assert_ptr_equal(sensor_port_policy(pt), seen);
     mk(&r, "10.0.0.1", "203.0.113.3", 6, 443);
-    sensor_annotate(s, &r);
-    sensor_emit(s, &r);
+    judge_record(pt, &r);
     assert_int_equal(r.alerted, 0);
+    sensor_port_close(pt);
 
     /* a broken configuration file never reaches the sensor */
     struct egr_config next = cfg;

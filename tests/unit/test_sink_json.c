@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,11 +87,14 @@ static void test_file_lines(void **state)
     assert_string_equal(s.ops->name, "json");
     assert_string_equal(s.ops->error(s.self), "");
 
+    void *w = s.ops->writer_new(s.self);
+    assert_non_null(w);
     struct flow_record recs[3];
     for (int i = 0; i < 3; i++) {
         record(&recs[i], 100 + (uint64_t)i);
-        assert_int_equal(s.ops->flow(s.self, &recs[i]), EGR_OK);
+        assert_int_equal(s.ops->write_flow(w, &recs[i]), EGR_OK);
     }
+    s.ops->writer_free(w); /* hands the lines over */
     struct run_stats st;
     memset(&st, 0, sizeof(st));
     st.packets = 3;
@@ -129,14 +133,17 @@ static void test_append_and_reopen(void **state)
     struct sink s;
     struct egr_err err = {""};
     assert_int_equal(sink_json_open(path, 1, &s, &err), EGR_OK);
+    void *w = s.ops->writer_new(s.self);
     struct flow_record r;
     record(&r, 7);
-    assert_int_equal(s.ops->flow(s.self, &r), EGR_OK);
+    assert_int_equal(s.ops->write_flow(w, &r), EGR_OK);
+    assert_int_equal(s.ops->writer_flush(w, 0), EGR_OK);
     assert_int_equal(rename(path, moved), 0);
     assert_non_null(s.ops->reopen);
     assert_int_equal(s.ops->reopen(s.self, &err), EGR_OK);
     record(&r, 8);
-    assert_int_equal(s.ops->flow(s.self, &r), EGR_OK);
+    assert_int_equal(s.ops->write_flow(w, &r), EGR_OK);
+    assert_int_equal(s.ops->writer_flush(w, 0), EGR_OK);
     assert_int_equal(s.ops->flush(s.self), EGR_OK);
 
     size_t len;
@@ -161,9 +168,13 @@ static void test_append_and_reopen(void **state)
     err.msg[0] = '\0';
     assert_int_not_equal(t.ops->reopen(t.self, &err), EGR_OK);
     assert_non_null(strstr(err.msg, "cannot reopen"));
-    assert_int_equal(t.ops->flow(t.self, &r), EGR_OK);
+    void *tw = t.ops->writer_new(t.self);
+    assert_int_equal(t.ops->write_flow(tw, &r), EGR_OK);
+    assert_int_equal(t.ops->writer_flush(tw, 1), EGR_OK);
     assert_int_equal(t.ops->flush(t.self), EGR_OK);
+    t.ops->writer_free(tw);
     t.ops->close(t.self);
+    s.ops->writer_free(w);
     s.ops->close(s.self);
     unlink(path);
     unlink(moved);
@@ -186,10 +197,13 @@ static void test_stdout(void **state)
     int rc = sink_json_open("-", 0, &s, &err);
     struct flow_record r;
     record(&r, 7);
-    int frc = rc == EGR_OK ? s.ops->flow(s.self, &r) : rc;
-    int flrc = rc == EGR_OK ? s.ops->flush(s.self) : rc;
-    if (rc == EGR_OK)
+    void *w = rc == EGR_OK ? s.ops->writer_new(s.self) : NULL;
+    int frc = w ? s.ops->write_flow(w, &r) : rc;
+    int flrc = w ? s.ops->writer_flush(w, 1) : rc;
+    if (rc == EGR_OK) {
+        s.ops->writer_free(w);
         s.ops->close(s.self);
+    }
     /* stdout itself stays open and usable */
     int wrc = printf("after\n");
     fflush(stdout);
@@ -241,13 +255,17 @@ static void test_disk_full(void **state)
     const char *want_msg = "/dev/full: write: No space left on device";
 
     /* Small: the error shows at flush. */
+    void *w = s.ops->writer_new(s.self);
     struct flow_record r;
     record(&r, 1);
-    assert_int_equal(s.ops->flow(s.self, &r), EGR_OK);
+    assert_int_equal(s.ops->write_flow(w, &r), EGR_OK);
+    assert_int_equal(s.ops->writer_flush(w, 0), EGR_OK); /* in stdio's buffer */
     assert_int_equal(s.ops->flush(s.self), EGR_EIO);
     assert_string_equal(s.ops->error(s.self), want_msg);
     /* sticky: later calls fail at once with the same message */
-    assert_int_equal(s.ops->flow(s.self, &r), EGR_EIO);
+    assert_int_equal(s.ops->write_flow(w, &r), EGR_OK); /* buffered in the writer */
+    assert_int_equal(s.ops->writer_flush(w, 0), EGR_EIO);
+    s.ops->writer_free(w);
     struct run_stats st;
     memset(&st, 0, sizeof(st));
     assert_int_equal(s.ops->stats(s.self, &st), EGR_EIO);
@@ -255,15 +273,75 @@ static void test_disk_full(void **state)
     assert_string_equal(s.ops->error(s.self), want_msg);
     s.ops->close(s.self);
 
-    /* Large: the buffer fills and a record write itself fails. */
+    /* Large: the buffers fill and a record write itself fails. */
     assert_int_equal(sink_json_open("/dev/full", 0, &s, &err), EGR_OK);
+    w = s.ops->writer_new(s.self);
     int rc = EGR_OK, i;
     for (i = 0; i < 100000 && rc == EGR_OK; i++)
-        rc = s.ops->flow(s.self, &r);
+        rc = s.ops->write_flow(w, &r);
     assert_int_equal(rc, EGR_EIO);
     assert_true(i > 1 && i < 100000);
     assert_string_equal(s.ops->error(s.self), want_msg);
+    s.ops->writer_free(w);
     s.ops->close(s.self);
+}
+
+/* Writers in four threads at once: every line whole, none lost, each
+ * writer's lines in its own order. */
+struct writer_job {
+    struct sink *s;
+    uint64_t base;
+    int n;
+    int rc;
+};
+
+static void *writer_thread(void *arg)
+{
+    struct writer_job *job = arg;
+    void *w = job->s->ops->writer_new(job->s->self);
+    job->rc = w ? EGR_OK : EGR_ENOMEM;
+    struct flow_record r;
+    for (int i = 0; w && i < job->n && job->rc == EGR_OK; i++) {
+        record(&r, job->base + (uint64_t)i);
+        job->rc = job->s->ops->write_flow(w, &r);
+        if (i % 17 == 0 && job->rc == EGR_OK)
+            job->rc = job->s->ops->writer_flush(w, i % 2);
+    }
+    if (w)
+        job->s->ops->writer_free(w);
+    return NULL;
+}
+
+static void test_parallel_writers(void **state)
+{
+    (void)state;
+    char path[256];
+    assert_int_equal(jc_write_temp("", 0, path, sizeof(path)), 0);
+    struct sink s;
+    struct egr_err err = {""};
+    assert_int_equal(sink_json_open(path, 0, &s, &err), EGR_OK);
+    pthread_t th[4];
+    struct writer_job jobs[4];
+    for (int k = 0; k < 4; k++) {
+        jobs[k] = (struct writer_job){&s, 1000000u * (uint64_t)(k + 1), 200, EGR_OK};
+        assert_int_equal(pthread_create(&th[k], NULL, writer_thread, &jobs[k]), 0);
+    }
+    for (int k = 0; k < 4; k++) {
+        pthread_join(th[k], NULL);
+        assert_int_equal(jobs[k].rc, EGR_OK);
+    }
+    assert_int_equal(s.ops->flush(s.self), EGR_OK);
+    s.ops->close(s.self);
+    size_t len;
+    char *got = slurp(path, &len);
+    assert_int_equal(jc_check_text(got, len, "lines",
+                                   "all(sorted(i for i in (e[\"flow_id\"] for e in d) "
+                                   "if i // 1000000 == k) == [i for i in (e[\"flow_id\"] for e "
+                                   "in d) if i // 1000000 == k] == list(range(k * 1000000, "
+                                   "k * 1000000 + 200)) for k in (1, 2, 3, 4)) and len(d) == 800"),
+                     0);
+    free(got);
+    unlink(path);
 }
 
 int main(void)
@@ -274,6 +352,7 @@ int main(void)
         cmocka_unit_test(test_stdout),
         cmocka_unit_test(test_open_error),
         cmocka_unit_test(test_disk_full),
+        cmocka_unit_test(test_parallel_writers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,218 @@
+/* redis-writer.c - the Redis sink's writers: the caller's side, one per
+ * thread that makes records (see sink.h).
+ *
+ * A writer gathers its thread's records in a private list and hands the
+ * whole list to the sink's inbox under one lock when redis.batch_records
+ * have gathered, on an alert (which also wakes the I/O thread at once, so a
+ * live alert is not held for a batch) or when its thread flushes it. Flow
+ * records travel as copies and are formatted on the I/O thread while it
+ * keeps up; once its inbox holds RAW_MAX entries the writer formats them
+ * itself, so the inbox stays compact.
+ *
+ * Aggregates are summed in the writer's own table (no lock per record) and
+ * handed over as command batches every AGG_FLUSH_MS, when the table fills
+ * and when the writer is freed. While Redis does not take writes the sums
+ * stay and keep growing; if the table fills meanwhile, further records are
+ * not counted (reported at the end of the run).
+ *
+ * Threads: a writer belongs to one thread; it touches the sink only under
+ * the sink's mx.
+ */
+#include "redis-int.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct rs_writer {
+    struct sink_redis *s;
+    struct rrec *head, *tail;   /* records not handed over yet */
+    uint32_t n;
+    uint64_t bytes;
+    struct rcmd_buf rb;         /* records formatted here */
+    struct jbuf jb;
+    struct redis_agg *agg;      /* NULL when aggregates are off */
+    uint64_t agg_flushed_us;
+    uint64_t agg_skipped;       /* records not aggregated, not yet reported */
+    uint64_t agg_lost;          /* aggregate commands that could not be handed over */
+    int ready;                  /* Redis took writes at the last hand-over */
+};
+
+void *rs_writer_new(void *self)
+{
+    struct sink_redis *s = self;
+    struct rs_writer *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->s = s;
+    rcmd_init(&w->rb);
+    jbuf_init(&w->jb);
+    struct egr_err err;
+    if (s->cfg.aggregate_ttl && redis_agg_new(AGG_MAX_ENTRIES, &w->agg, &err) != EGR_OK) {
+        rcmd_free(&w->rb);
+        jbuf_free(&w->jb);
+        free(w);
+        return NULL;
+    }
+    w->agg_flushed_us = egr_mono_us();
+    pthread_mutex_lock(&s->mx);
+    w->ready = s->ready;
+    pthread_mutex_unlock(&s->mx);
+    return w;
+}
+
+static void keep(struct rs_writer *w, struct rrec *r)
+{
+    r->next = NULL;
+    if (w->tail)
+        w->tail->next = r;
+    else
+        w->head = r;
+    w->tail = r;
+    w->n++;
+    w->bytes += r->len;
+}
+
+/* Under mx: the list into the inbox, as far as its bound allows. */
+static void hand_over_locked(struct rs_writer *w, int urgent)
+{
+    struct sink_redis *s = w->s;
+    uint64_t max_count = (uint64_t)s->cfg.queue_max_records + INBOX_SLACK;
+    uint64_t max_bytes = s->cfg.queue_max_bytes + (uint64_t)INBOX_SLACK * 4096u;
+    for (struct rrec *r = w->head, *next; r; r = next) {
+        next = r->next;
+        if (r->kind != RCMD_AGG)
+            s->in_records++;
+        if (s->in_count >= max_count || s->in_bytes + r->len > max_bytes) {
+            /* The I/O thread is that far behind: dropped (counted). */
+            if (r->kind == RCMD_AGG)
+                s->in_agg_lost += r->ncmd;
+            else
+                s->in_dropped++;
+            free(r);
+            continue;
+        }
+        rs_inbox_push(s, r);
+    }
+    w->head = w->tail = NULL;
+    w->n = 0;
+    w->bytes = 0;
+    s->agg_skipped += w->agg_skipped;
+    w->agg_skipped = 0;
+    s->in_agg_lost += w->agg_lost;
+    w->agg_lost = 0;
+    w->ready = s->ready;
+    if (urgent && s->in_count)
+        rs_wake(s);
+}
+
+static void agg_batch(void *arg, struct rcmd_buf *b)
+{
+    struct rs_writer *w = arg;
+    struct rrec *r = rcmd_ok(b) ? rs_rrec_new(b->buf, (uint32_t)b->len) : NULL;
+    if (!r) {
+        w->agg_lost += b->ncmd;
+        return;
+    }
+    keep(w, r);
+}
+
+static void agg_flush(struct rs_writer *w)
+{
+    if (w->agg && redis_agg_count(w->agg) > 0)
+        redis_agg_flush(w->agg, &w->s->schema, &w->rb, agg_batch, w);
+    w->agg_flushed_us = egr_mono_us();
+}
+
+static void agg_record(struct rs_writer *w, const struct flow_record *rec)
+{
+    if (!w->agg || !redis_schema_counts_as_egress(rec))
+        return;
+    if (!redis_agg_add(w->agg, rec)) {
+        if (!w->ready) {
+            w->agg_skipped++;
+            return;
+        }
+        agg_flush(w); /* full: the sums go now */
+        redis_agg_add(w->agg, rec); /* cannot fail on an empty table */
+    }
+}
+
+int rs_writer_flush(void *wp, int urgent)
+{
+    struct rs_writer *w = wp;
+    if (w->ready && egr_mono_us() - w->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
+        agg_flush(w);
+    if (!w->head && !urgent && !w->agg_skipped && !w->agg_lost)
+        return EGR_OK;
+    pthread_mutex_lock(&w->s->mx);
+    hand_over_locked(w, urgent);
+    pthread_mutex_unlock(&w->s->mx);
+    return EGR_OK; /* the capture never stops for Redis */
+}
+
+static int gathered(struct rs_writer *w)
+{
+    return w->n >= w->s->cfg.batch_records ? rs_writer_flush(w, 0) : EGR_OK;
+}
+
+int rs_write_flow(void *wp, const struct flow_record *rec)
+{
+    struct rs_writer *w = wp;
+    struct sink_redis *s = w->s;
+    agg_record(w, rec);
+    /* A racy read is enough to choose where the record is formatted. */
+    uint64_t inbox = __atomic_load_n(&s->in_count, __ATOMIC_RELAXED);
+    struct rrec *r = NULL;
+    if (inbox < RAW_MAX && (r = malloc(sizeof(*r) + sizeof(*rec)))) {
+        memset(r, 0, sizeof(*r));
+        r->kind = KIND_RAW_FLOW;
+        r->len = sizeof(*rec);
+        memcpy(r->data, rec, sizeof(*rec));
+    } else {
+        redis_schema_flow(&s->schema, rec, &w->rb);
+        r = rcmd_ok(&w->rb) ? rs_rrec_new(w->rb.buf, (uint32_t)w->rb.len) : NULL;
+    }
+    if (!r) {
+        pthread_mutex_lock(&s->mx);
+        s->in_records++;
+        s->in_dropped++;
+        pthread_mutex_unlock(&s->mx);
+        return EGR_OK;
+    }
+    keep(w, r);
+    return gathered(w);
+}
+
+int rs_write_alert(void *wp, const struct alert_record *a)
+{
+    struct rs_writer *w = wp;
+    redis_schema_alert(&w->s->schema, a, &w->jb, &w->rb);
+    struct rrec *r = rcmd_ok(&w->rb) ? rs_rrec_new(w->rb.buf, (uint32_t)w->rb.len) : NULL;
+    if (!r) {
+        pthread_mutex_lock(&w->s->mx);
+        w->s->in_records++;
+        w->s->in_dropped++;
+        pthread_mutex_unlock(&w->s->mx);
+        return EGR_OK;
+    }
+    keep(w, r);
+    return gathered(w);
+}
+
+void rs_writer_free(void *wp)
+{
+    struct rs_writer *w = wp;
+    if (!w)
+        return;
+    /* The last sums go whether or not Redis takes writes now: the drain at
+     * the end of the run waits for them. */
+    agg_flush(w);
+    pthread_mutex_lock(&w->s->mx);
+    hand_over_locked(w, 1);
+    pthread_mutex_unlock(&w->s->mx);
+    redis_agg_free(w->agg);
+    rcmd_free(&w->rb);
+    jbuf_free(&w->jb);
+    free(w);
+}
