@@ -9,9 +9,10 @@
  *                  match;
  *   name           the packet that makes the TLS/QUIC SNI or HTTP Host known;
  *   classified     the packet that ends nDPI's classification;
- *   bound          the initiator's alerts.decide_packets-th packet with
- *                  payload, or alerts.decide_seconds of packet time after
- *                  the first packet (also for a flow that went quiet: pending
+ *   bound          the flow's alerts.decide_packets-th packet with payload
+ *                  (either direction), or alerts.decide_seconds of packet
+ *                  time after its first packet (also for a flow that went
+ *                  quiet: pending
  *                  flows wait in a FIFO by deadline, swept as time moves);
  *                  the role's verdict and risks are then taken on what is
  *                  known, and only name/fingerprint intel keeps watching
@@ -162,7 +163,10 @@ static void on_event(void *arg, struct flow *f, struct flow_verdict *v, const st
 {
     struct judge *j = arg;
     const struct policy *p = judge_policy(j);
-    int payload = from_initiator && m->payload_len > 0;
+    /* Payload in either direction: a name comes in the initiator's first
+     * flight, which a server that speaks first (a shell's prompt, a
+     * banner) does not delay. */
+    int payload = m->payload_len > 0;
     if (events & FE_NEW) {
         if (!policy_active(p)) {
             v->state = VST_DONE;
@@ -211,7 +215,9 @@ void judge_tick(struct judge *j, uint64_t now_us)
         struct flow_verdict *v = flow_table_verdict(due.f);
         if (flow_table_flow_id(due.f) != due.id || v->state != VST_OPEN || v->bounded)
             continue;
-        settle(j, due.f, v, 0, VBY_BOUND, now_us, 1);
+        /* At the moment the bound passed, whatever packet moved time past
+         * it: a replay and a live capture give the same alert. */
+        settle(j, due.f, v, 0, VBY_BOUND, due.deadline, 1);
     }
 }
 

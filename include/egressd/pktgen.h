@@ -296,4 +296,11 @@ int pg_demo_write(const char *path, struct egr_err *err);
  * input for escaping tests. */
 int pg_hostile_write(const char *path, struct egr_err *err);
 
+/* The long-lived callouts scenario (docs/pktgen.md): a reverse shell, TLS
+ * to an unknown name and a DNS beacon held open for up to two hours, a slow
+ * upload, and traffic that must never alert; `short_version` compresses
+ * time 30-fold for live replays. */
+#define PG_CALLOUTS_START_US 1760518800000000ull /* 2025-10-15 09:00:00 UTC */
+int pg_callouts_write(const char *path, int short_version, struct egr_err *err);
+
 #endif

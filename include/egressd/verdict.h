@@ -12,7 +12,7 @@
  *   - addresses, ports and protocol alone: at the flow's first packet;
  *   - names and nDPI results: when a destination name is known (TLS/QUIC
  *     SNI, HTTP Host), when classification is final, or at the bound
- *     (alerts.decide_packets payload packets from the initiator, or
+ *     (alerts.decide_packets packets with payload, or
  *     alerts.decide_seconds after the first packet), whichever comes first;
  *   - a flow still open when its record is written is decided then.
  *
@@ -64,7 +64,7 @@ struct flow_verdict {
     uint8_t state;     /* enum verdict_state */
     uint8_t watch;     /* VW_* */
     uint8_t by;        /* enum verdict_stage of the first alert, VBY_NONE if none */
-    uint8_t payload;   /* initiator packets with payload seen while open (saturates) */
+    uint8_t payload;   /* packets with payload seen while open (saturates) */
     uint8_t role_done; /* the role's verdict (allow rules, learning) is settled */
     uint8_t bounded;   /* the decision bound has passed */
     uint8_t pad[2];

@@ -10,6 +10,8 @@
 static const char usage[] =
     "usage: egressd-pktgen demo OUT.pcap      the demo capture (docs/pktgen.md)\n"
     "       egressd-pktgen hostile OUT.pcap   flows with hostile names, for escaping tests\n"
+    "       egressd-pktgen callouts OUT.pcap  long-lived callouts from an appliance (2 h)\n"
+    "       egressd-pktgen callouts-short OUT.pcap  the same, time compressed 30-fold\n"
     "OUT.pcap may be - for standard output.\n";
 
 int main(int argc, char **argv)
@@ -22,17 +24,20 @@ int main(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    int (*write)(const char *, struct egr_err *);
+    int (*write)(const char *, struct egr_err *) = NULL;
+    int callouts = -1;
     if (strcmp(argv[1], "demo") == 0) {
         write = pg_demo_write;
     } else if (strcmp(argv[1], "hostile") == 0) {
         write = pg_hostile_write;
+    } else if (strcmp(argv[1], "callouts") == 0 || strcmp(argv[1], "callouts-short") == 0) {
+        callouts = strcmp(argv[1], "callouts-short") == 0;
     } else {
         fprintf(stderr, "egressd-pktgen: unknown scenario '%s'\n%s", argv[1], usage);
         return 2;
     }
     struct egr_err err = {{0}};
-    if (write(argv[2], &err) != EGR_OK) {
+    if ((write ? write(argv[2], &err) : pg_callouts_write(argv[2], callouts, &err)) != EGR_OK) {
         fprintf(stderr, "egressd-pktgen: %s\n", err.msg);
         return 1;
     }
