@@ -24,6 +24,7 @@
 #include "egressd/hash.h"
 #include "egressd/json.h"
 #include "policy-cfg.h"
+#include "policy-guard.h"
 #include "policy-int.h"
 
 #define INTEL_FILE_MAX (256u << 20) /* larger is not a list this sensor should hold */
@@ -1098,6 +1099,14 @@ static struct exfil *exfil_slot(struct policy_state *st, const char *asset)
     return NULL;
 }
 
+/* Guarded services (policy-guard.c) raise through the same dedup and rate
+ * limit as every other alert; the service's name rides as the list name. */
+static void guard_raise(void *ctx, unsigned kind, unsigned severity, const char *caller,
+                        const char *key_dest, const char *service, const char *reason)
+{
+    raise_alert(ctx, kind, severity, caller, key_dest, service, "%s", reason);
+}
+
 void policy_evaluate(const struct policy *p, struct policy_state *st, struct flow_record *rec,
                      policy_alert_fn fn, void *arg)
 {
@@ -1177,6 +1186,9 @@ void policy_evaluate(const struct policy *p, struct policy_state *st, struct flo
             }
         }
     }
+
+    if (s->guard)
+        policy_guard_check(s->guard, rec, guard_raise, &r);
 }
 
 #undef ASSET

@@ -296,4 +296,16 @@ int pg_demo_write(const char *path, struct egr_err *err);
  * input for escaping tests. */
 int pg_hostile_write(const char *path, struct egr_err *err);
 
+/* 2025-10-15 09:00:00 UTC, the first packet of the incident scenarios. */
+#define PG_INCIDENT_START_US (PG_DEMO_START_US + 3600ull * 1000000ull)
+
+/* The scenarios of the profiles in sensors/ written for the supply-chain
+ * incidents (docs/pktgen.md, docs/threat-model.md): each holds the traffic
+ * its profile allows, traffic the hosts only answer, and each kind of
+ * traffic the profile must alert on. */
+int pg_cisco_write(const char *path, struct egr_err *err);      /* cisco-firepower.yaml */
+int pg_zscaler_write(const char *path, struct egr_err *err);    /* zscaler-connector.yaml */
+int pg_monitoring_write(const char *path, struct egr_err *err); /* monitoring-server.yaml */
+int pg_saas_write(const char *path, struct egr_err *err);       /* saas-integrations.yaml */
+
 #endif
