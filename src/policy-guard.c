@@ -471,7 +471,7 @@ static int callers_append(struct policy_guard *g, const char *line, size_t n,
                           struct egr_err *err)
 {
     const char *file = g->callers_file;
-    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(file, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644); /* read: the last byte */
     if (fd < 0)
         return egr_fail(err, EGR_EIO, "%s: %s", file, strerror(errno));
     char buf[sizeof(file_header) + GUARD_LINE_MAX + 2];

@@ -45,7 +45,7 @@ static void callout(struct pg_scn *s, const char *resolver, const char *client, 
 
 /* ---- Cisco Firepower: FMC, FTD, ASA ------------------------------------------ */
 
-#define C_RESOLVER "10.11.0.53"
+#define C_RESOLVER "10.1.0.53" /* the site resolver, outside the management network */
 #define C_FMC "10.11.0.10"
 #define C_FTD "10.11.0.20"
 #define C_ASA "10.11.0.30"
@@ -101,7 +101,7 @@ int pg_cisco_write(const char *path, struct egr_err *err)
 
 /* ---- Zscaler App Connectors and a Private Service Edge ---------------------- */
 
-#define Z_RESOLVER "10.12.0.53"
+#define Z_RESOLVER "10.1.0.53"
 #define Z_AC1 "10.12.0.11"
 #define Z_AC2 "10.12.0.12"
 #define Z_PSE "10.12.0.21"
