@@ -337,6 +337,11 @@ int pg_saas_write(const char *path, struct egr_err *err)
     callout(&s, S_RESOLVER, S_ADMIN, 41221, 45221, 53221, "support.okta.com", "3.33.170.21",
             300 * 1024, 24000, AT(40, 0));
 
+    /* Inbound: Salesforce calling an application server back (outbound
+     * messaging to a webhook): answered, never egress. */
+    pg_scn_tls(&s, SF_ADDR, 52301, S_APP, 443, "hooks.corp.example", "hooks.corp.example",
+               6100, 900, AT(50, 0), 30000, 0);
+
     /* An unlisted caller of Salesforce (a web server), and a host that is
      * no asset at all calling Drift's API. */
     pg_scn_tls(&s, S_WEB1, 45301, SF_ADDR, 443, "acme.my.salesforce.com",
