@@ -18,7 +18,9 @@
  *      destination is learned; deny / baseline -> allow rules in order, then
  *      (baseline) the learned baseline; nothing matched -> ALERT_UNEXPECTED;
  *   3. egress with a configured nDPI risk: ALERT_RISK;
- *   4. egress bytes of the asset over the window: ALERT_EXFIL.
+ *   4. egress bytes of the asset over the window: ALERT_EXFIL;
+ *   5. egress to a guarded service (policy-guard.h): its caller and volume,
+ *      ALERT_GUARD_CALLER, ALERT_GUARD_NEW, ALERT_GUARD_VOLUME.
  * Each alert then goes through dedup (alert_key) and the rate limit.
  */
 #ifndef EGRESSD_POLICY_H
