@@ -57,9 +57,11 @@ for target in build-fuzz/fuzz_*; do
   name=${target##*/}
   corpus=build-fuzz/corpus-$name
   mkdir -p "$corpus"
-  # Packet seeds, except for the intel-list parser: the shipped lists.
+  # Packet seeds, except for the list parsers: the shipped lists, a
+  # callers file.
   seed_dir=$seeds
   [[ $name == fuzz_intel ]] && seed_dir=sensors/intel
+  [[ $name == fuzz_callers ]] && seed_dir=tests/fuzz/callers-seeds
   if "$target" -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="build-fuzz/$name-" "$corpus" "$seed_dir" >"build-fuzz/$name.log" 2>&1; then
     echo "== fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$name.log" | grep -o '[0-9]*$') runs)"

@@ -26,6 +26,7 @@
 #include "egressd/names.h"
 #include "cfgload.h"
 #include "policy-cfg.h"
+#include "policy-guard.h"
 
 #define DAY 86400u
 
@@ -81,6 +82,7 @@ const struct config_key config_keys[] = {
     {"default_role", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_default_role},
     {"roles", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_roles},
     {"intel", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_intel},
+    {"guarded_services", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_guard_parse},
     {"intel_check_interval", CONFIG_DURATION, 0, DAY, FIELD(policy.intel_check), NULL},
     {"alerts.suppress", CONFIG_DURATION, 0, 30 * DAY, FIELD(policy.suppress), NULL},
     {"alerts.max_per_second", CONFIG_UINT, 0, 1000000, FIELD(policy.max_per_second), NULL},

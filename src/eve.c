@@ -553,7 +553,7 @@ void eve_format_alert(struct jbuf *jb, const struct alert_record *a)
     if (a->service[0])
         KV_FIELD(jb, "service", a->service);
     if (a->intel_list[0])
-        KV_FIELD(jb, "intel_list", a->intel_list);
+        KV_FIELD(jb, alert_list_field(a->kind), a->intel_list);
     json_obj_close(jb);
     if (r->ndpi.proto[0]) {
         json_kv_obj(jb, "ndpi");

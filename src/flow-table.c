@@ -293,6 +293,7 @@ void flow_table_free(struct flow_table *ft)
                 classify_flow_finish(ft->cls, f->cls, &f->res);
             classify_result_clear(&f->res);
             free(f->vd.keys);
+            free(f->vd.guard);
         }
     }
     for (uint32_t i = 0; i < ft->nchunks; i++)
@@ -431,6 +432,7 @@ static void flow_end(struct flow_table *ft, struct flow *f, enum flow_end_reason
     classify_result_clear(&f->res);
     f->cls = NULL;
     free(f->vd.keys);
+    free(f->vd.guard);
     memset(&f->vd, 0, sizeof(f->vd)); /* a queued reference to it sees no open flow */
     f->hnext = ft->free_list;
     ft->free_list = f;

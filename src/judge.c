@@ -140,7 +140,7 @@ static void settle(struct judge *j, struct flow *f, struct flow_verdict *v, unsi
     if (bound)
         v->bounded = 1;
     int was_open = v->state == VST_OPEN;
-    uint8_t watch = v->exfil ? VW_PACKETS : 0;
+    uint8_t watch = v->exfil || v->guard ? VW_PACKETS : 0;
     if (open & (PJ_OPEN_ROLE | PJ_OPEN_RISK)) {
         v->state = VST_OPEN;
         watch |= VW_NAME | VW_CLASSIFIED | VW_PACKETS;
@@ -167,6 +167,8 @@ static void on_event(void *arg, struct flow *f, struct flow_verdict *v, const st
      * flight, which a server that speaks first (a shell's prompt, a
      * banner) does not delay. */
     int payload = m->payload_len > 0;
+    /* A guard resolved by this packet's judgement has counted it already. */
+    int counted_guard = v->guard != NULL;
     if (events & FE_NEW) {
         if (!policy_active(p)) {
             v->state = VST_DONE;
@@ -188,6 +190,16 @@ static void on_event(void *arg, struct flow *f, struct flow_verdict *v, const st
             settle(j, f, v, events, VBY_CLASSIFIED, m->ts_us, bound);
         else if (bound)
             settle(j, f, v, events, VBY_BOUND, m->ts_us, 1);
+    }
+    if (counted_guard && v->guard && m->wire_len &&
+        policy_guard_bytes(p, v, from_initiator ? m->wire_len : 0, from_initiator ? 0 : m->wire_len,
+                           m->ts_us)) {
+        struct flow_record *rec = &j->snap;
+        flow_table_snapshot(j->ft, f, 1, rec);
+        rec->emit_us = m->ts_us;
+        j->enrich(j->enrich_arg, p, rec);
+        policy_guard_volume_alert(p, sensor_port_state(j->port), rec, v, &j->alert,
+                                  sensor_port_alert_fn, j->port);
     }
     if (v->exfil && from_initiator) {
         uint64_t total;
@@ -235,6 +247,8 @@ static void on_record(void *arg, struct flow *f, struct flow_verdict *v, struct 
             v->state = VST_DONE;
             v->watch &= VW_PACKETS;
         }
+        if (v->guard)
+            v->watch |= VW_PACKETS;
     }
     (void)f;
     if (v->keys) {

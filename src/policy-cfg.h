@@ -5,6 +5,7 @@
 
 #include "cfgload.h"
 
+struct netset;
 struct pol_role;
 struct policy_spec;
 
@@ -31,5 +32,35 @@ int policy_spec_resolve(struct policy_spec *s, const char *file, struct egr_err 
 
 /* 1 if s configures nothing (no networks, assets, roles or lists). */
 int policy_spec_is_empty(const struct policy_spec *s);
+
+/* The value parsers of the policy sections, for the sections that live in
+ * their own files (policy-guard.c), so every section reads and reports its
+ * values the same way. Each returns EGR_OK or config_error()'s code. */
+
+/* The spec a policy row writes into (field), made on first use. */
+struct policy_spec *pol_cfg_spec(struct config_parse *p, yaml_node_t *node, const char *path,
+                                 void *field);
+/* A name: letters, digits, '.', '_', '-', shorter than max (POLICY_NAME_MAX
+ * for the sections' names). */
+int pol_cfg_name(struct config_parse *p, yaml_node_t *node, const char *path, char *out,
+                 size_t max);
+/* high, medium or low. */
+int pol_cfg_severity(struct config_parse *p, yaml_node_t *node, const char *path, uint8_t *out);
+/* deny, learn, baseline or monitor (enum policy_mode). */
+int pol_cfg_mode(struct config_parse *p, yaml_node_t *node, const char *path, uint8_t *out);
+/* A file path, relative to the configuration file's directory. */
+int pol_cfg_path(struct config_parse *p, yaml_node_t *node, const char *path, char *out,
+                 size_t max);
+/* One domain value ("name" or "*.suffix"), lowercased, without a trailing
+ * dot, into a new string (*out, owned by the caller). */
+int pol_cfg_domain(struct config_parse *p, yaml_node_t *node, const char *path, char **out);
+/* An address or CIDR added to set (with value 1). */
+int pol_cfg_cidr(struct config_parse *p, yaml_node_t *node, const char *path,
+                 struct netset *set);
+/* A scalar, or a sequence of scalars: fn for each ("path[i]" for items). */
+typedef int (*pol_cfg_value_fn)(struct config_parse *p, yaml_node_t *node, const char *path,
+                                void *arg);
+int pol_cfg_values(struct config_parse *p, yaml_node_t *node, const char *path,
+                   pol_cfg_value_fn fn, void *arg);
 
 #endif

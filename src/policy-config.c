@@ -19,6 +19,7 @@
 #include "egressd/classify.h"
 #include "egressd/policy.h"
 #include "policy-cfg.h"
+#include "policy-guard.h"
 #include "policy-int.h"
 
 #define DAY 86400u
@@ -92,6 +93,7 @@ void policy_spec_unref(struct policy_spec *s)
     }
     free(s->roles);
     free(s->intel);
+    policy_guard_free(s->guard);
     free(s);
 }
 
@@ -782,11 +784,80 @@ int policy_spec_resolve(struct policy_spec *s, const char *file, struct egr_err 
             return egr_fail(err, EGR_EINVAL, "%s:%u:%u: default_role: no role '%s' in roles",
                             file, s->default_role_line, s->default_role_col, s->default_role);
     }
+    if (s->guard)
+        return policy_guard_resolve(s->guard, s, file, err);
     return EGR_OK;
 }
 
 int policy_spec_is_empty(const struct policy_spec *s)
 {
     return s && netset_count(s->home_net) == 0 && s->nassets == 0 && s->nroles == 0 &&
-           s->nintel == 0 && !s->default_role[0];
+           s->nintel == 0 && !s->default_role[0] && !policy_guard_active(s->guard);
+}
+
+/* ---- the value parsers, for sections in other files --------------------- */
+
+struct policy_spec *pol_cfg_spec(struct config_parse *p, yaml_node_t *node, const char *path,
+                                 void *field)
+{
+    return spec_of(p, node, path, field);
+}
+
+int pol_cfg_name(struct config_parse *p, yaml_node_t *node, const char *path, char *out,
+                 size_t max)
+{
+    char name[POLICY_NAME_MAX];
+    int rc = get_name(p, node, path, name);
+    if (rc == EGR_OK && strlen(name) >= max)
+        rc = config_error(p, node, path, "too long: at most %zu bytes", max - 1);
+    if (rc == EGR_OK)
+        snprintf(out, max, "%s", name);
+    return rc;
+}
+
+int pol_cfg_severity(struct config_parse *p, yaml_node_t *node, const char *path, uint8_t *out)
+{
+    return parse_severity_node(p, node, path, out);
+}
+
+int pol_cfg_mode(struct config_parse *p, yaml_node_t *node, const char *path, uint8_t *out)
+{
+    char m[16];
+    if (get_text(p, node, path, m, sizeof(m), "deny, learn, baseline or monitor") == EGR_OK)
+        for (unsigned i = 0; i < EGR_ARRAY_LEN(mode_names); i++)
+            if (!strcasecmp(m, mode_names[i])) {
+                *out = (uint8_t)i;
+                return EGR_OK;
+            }
+    return config_error(p, node, path, "expected deny, learn, baseline or monitor");
+}
+
+int pol_cfg_path(struct config_parse *p, yaml_node_t *node, const char *path, char *out,
+                 size_t max)
+{
+    return get_path(p, node, path, out, max);
+}
+
+int pol_cfg_domain(struct config_parse *p, yaml_node_t *node, const char *path, char **out)
+{
+    struct pol_rule r;
+    memset(&r, 0, sizeof(r));
+    int rc = domain_value(p, node, path, &r);
+    if (rc == EGR_OK) {
+        *out = r.domains[0];
+        free(r.domains);
+    }
+    return rc;
+}
+
+int pol_cfg_cidr(struct config_parse *p, yaml_node_t *node, const char *path,
+                 struct netset *set)
+{
+    return cidr_value(p, node, path, set);
+}
+
+int pol_cfg_values(struct config_parse *p, yaml_node_t *node, const char *path,
+                   pol_cfg_value_fn fn, void *arg)
+{
+    return each_value(p, node, path, fn, arg);
 }

@@ -85,6 +85,7 @@ struct policy_spec {
     unsigned default_role_line, default_role_col;
     struct pol_intel *intel;
     size_t nintel;
+    struct policy_guard *guard; /* guarded_services (policy-guard.h); NULL: none */
 };
 
 struct policy_spec *policy_spec_new(void);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "egressd/classify.h"
+#include "policy-guard.h"
 #include "policy-int.h"
 
 const struct policy_config *policy_config_of(const struct policy *p)
@@ -285,6 +286,84 @@ static void raise_alert(struct judge *j, unsigned kind, unsigned severity, const
     pol_alert_raise(j->st, &j->p->pc, a, key, now, j->fn, j->arg);
 }
 
+/* ---- guarded services ------------------------------------------------------ */
+
+/* A flow to a guarded service whose caller has volume limits: counted per
+ * packet once its name is settled (verdict.h's guard). */
+struct verdict_guard {
+    const struct policy_guard *g;   /* the guard it was resolved against */
+    size_t svc;
+    struct policy_guard_caller c;
+    struct policy_guard_volume last; /* of the update that crossed */
+    unsigned crossed;
+};
+
+/* Guarded services raise through the same dedup and rate limit as every
+ * other alert; the service's name rides as the list name. */
+static void guard_raise(void *ctx, unsigned kind, unsigned severity, const char *caller,
+                        const char *key_dest, const char *service, const char *reason)
+{
+    raise_alert(ctx, kind, severity, caller, key_dest, service, "%s", reason);
+}
+
+/* The guarded-service checks of an egress flow whose name is settled. */
+static void judge_guard(struct judge *j, unsigned known)
+{
+    struct policy_guard *g = j->p->spec->guard;
+    struct flow_record *rec = j->rec;
+    if (!(known & PJ_PACKET_BYTES) || !j->v) {
+        policy_guard_check(g, rec, guard_raise, j); /* a record on its own */
+        return;
+    }
+    policy_guard_check_caller(g, rec, guard_raise, j);
+    int si = policy_guard_service_of(g, rec);
+    if (si < 0)
+        return;
+    struct verdict_guard *vg = calloc(1, sizeof(*vg));
+    if (!vg)
+        return;
+    vg->g = g;
+    vg->svc = (size_t)si;
+    policy_guard_caller_of(g, vg->svc, rec, &vg->c);
+    if (!vg->c.max_out && !vg->c.max_in) {
+        free(vg);
+        return;
+    }
+    free(j->v->guard);
+    j->v->guard = vg;
+    /* What the flow moved before its name was settled counts now. */
+    uint64_t t = rec->emit_us ? rec->emit_us : rec->last_us;
+    unsigned x = policy_guard_volume(g, &vg->c, vg->svc, rec->bytes_toserver, rec->bytes_toclient,
+                                     t, &vg->last);
+    if (x)
+        policy_guard_alert_volume(g, &vg->c, vg->svc, &vg->last, x, guard_raise, j);
+}
+
+int policy_guard_bytes(const struct policy *p, struct flow_verdict *v, uint64_t bytes_out,
+                       uint64_t bytes_in, uint64_t now_us)
+{
+    struct verdict_guard *vg = v->guard;
+    if (!vg || !p || !p->spec || vg->g != p->spec->guard)
+        return 0; /* a reload replaced the guard: its windows start afresh */
+    vg->crossed = policy_guard_volume(p->spec->guard, &vg->c, vg->svc, bytes_out, bytes_in, now_us,
+                                      &vg->last);
+    return vg->crossed != 0;
+}
+
+void policy_guard_volume_alert(const struct policy *p, struct policy_state *st,
+                               struct flow_record *rec, struct flow_verdict *v,
+                               struct alert_record *scratch, policy_alert_fn fn, void *arg)
+{
+    struct verdict_guard *vg = v->guard;
+    if (!vg || !vg->crossed)
+        return;
+    struct judge j = {.p = p, .st = st, .rec = rec, .v = v, .by = VBY_VOLUME, .a = scratch,
+                      .fn = fn, .arg = arg};
+    policy_guard_alert_volume(p->spec->guard, &vg->c, vg->svc, &vg->last, vg->crossed,
+                              guard_raise, &j);
+    vg->crossed = 0;
+}
+
 /* ---- judging ------------------------------------------------------------- */
 
 static void intel_hit(void *arg, const struct pol_intel *def, const char *hit)
@@ -383,6 +462,17 @@ unsigned policy_judge(const struct policy *p, struct policy_state *st, struct fl
             open |= PJ_OPEN_ROLE;
         else if (v)
             v->role_done = 1;
+    }
+
+    if (s->guard && policy_guard_active(s->guard) && (!v || !v->guard_done)) {
+        /* Who calls a guarded service is known only with the name. */
+        if (known & PJ_NAME) {
+            judge_guard(&j, known);
+            if (v)
+                v->guard_done = 1;
+        } else {
+            open |= PJ_OPEN_ROLE;
+        }
     }
 
     if (p->pc.risk_mask) {

@@ -461,7 +461,7 @@ void redis_schema_alert(const struct redis_schema *sc, const struct alert_record
     field_str(b, "severity_name", alert_severity_name(a->severity));
     FIELD_ARR(b, "signature", a->reason);
     FIELD_ARR(b, "service", a->service);
-    FIELD_ARR(b, "intel_list", a->intel_list);
+    FIELD_ARR(b, alert_list_field(a->kind), a->intel_list);
     field_u64(b, "count", a->count);
     field_time(b, "first_seen", a->first_seen_us);
     field_time(b, "last_seen", a->last_seen_us);

@@ -16,6 +16,9 @@ enum alert_kind {
     ALERT_INTEL,          /* matched a threat-intel list */
     ALERT_EXFIL,          /* outbound volume over the threshold */
     ALERT_RISK,           /* an nDPI risk chosen in the configuration */
+    ALERT_GUARD_CALLER,   /* a guarded service called by a caller not on its list */
+    ALERT_GUARD_NEW,      /* a guarded service called by a caller never seen before */
+    ALERT_GUARD_VOLUME,   /* a caller's bytes to or from a guarded service over its limit */
     ALERT_KIND_MAX
 };
 
@@ -25,6 +28,13 @@ const char *alert_kind_name(unsigned k); /* "unexpected-destination", ... */
 enum alert_severity { SEV_HIGH = 1, SEV_MEDIUM = 2, SEV_LOW = 3 };
 
 const char *alert_severity_name(unsigned s); /* "high", "medium", "low" */
+
+/* 1 for the guarded-service kinds (ALERT_GUARD_*). */
+int alert_kind_is_guard(unsigned k);
+
+/* The output field that carries alert_record.intel_list for kind k:
+ * "guarded_service" for the guarded-service kinds, else "intel_list". */
+const char *alert_list_field(unsigned k);
 
 struct alert_record {
     uint64_t ts_us;          /* packet time of this event */
@@ -36,7 +46,10 @@ struct alert_record {
     uint8_t update;          /* 0: first alert; 1: count/last_seen update */
     char alert_key[41];      /* hex SHA-1 of kind, asset, destination, service */
     char reason[256];        /* the rule outcome in words */
-    char intel_list[64];     /* list name for ALERT_INTEL */
+    char intel_list[64];     /* the named list behind the alert: the intel list
+                              * (ALERT_INTEL) or the guarded service
+                              * (ALERT_GUARD_*); written as intel_list or
+                              * guarded_service, see alert_list_field() */
     char service[64];        /* what the destination was contacted for ("tcp/443 TLS") */
     struct flow_record flow; /* the flow that raised it (enriched) */
 };

@@ -301,6 +301,19 @@ int pg_hostile_write(const char *path, struct egr_err *err);
  * upload, and traffic that must never alert; `short_version` compresses
  * time 30-fold for live replays. */
 #define PG_CALLOUTS_START_US 1760518800000000ull /* 2025-10-15 09:00:00 UTC */
-int pg_callouts_write(const char *path, int short_version, struct egr_err *err);
+int pg_callouts_write(const char *path, struct egr_err *err);
+int pg_callouts_short_write(const char *path, struct egr_err *err);
+
+/* 2025-10-15 09:00:00 UTC, the first packet of the incident scenarios. */
+#define PG_INCIDENT_START_US (PG_DEMO_START_US + 3600ull * 1000000ull)
+
+/* The scenarios of the profiles in sensors/ written for the supply-chain
+ * incidents (docs/pktgen.md, docs/threat-model.md): each holds the traffic
+ * its profile allows, traffic the hosts only answer, and each kind of
+ * traffic the profile must alert on. */
+int pg_cisco_write(const char *path, struct egr_err *err);      /* cisco-firepower.yaml */
+int pg_zscaler_write(const char *path, struct egr_err *err);    /* zscaler-connector.yaml */
+int pg_monitoring_write(const char *path, struct egr_err *err); /* monitoring-server.yaml */
+int pg_saas_write(const char *path, struct egr_err *err);       /* saas-integrations.yaml */
 
 #endif

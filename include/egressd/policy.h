@@ -22,7 +22,9 @@
  *      destination is learned; deny / baseline -> allow rules in order, then
  *      (baseline) the learned baseline; nothing matched -> ALERT_UNEXPECTED;
  *   3. egress with a configured nDPI risk: ALERT_RISK;
- *   4. egress bytes of the asset over the window: ALERT_EXFIL.
+ *   4. egress bytes of the asset over the window: ALERT_EXFIL;
+ *   5. egress to a guarded service (policy-guard.h): its caller and volume,
+ *      ALERT_GUARD_CALLER, ALERT_GUARD_NEW, ALERT_GUARD_VOLUME.
  * Each alert then goes through dedup (alert_key) and the rate limit.
  */
 #ifndef EGRESSD_POLICY_H
@@ -129,6 +131,15 @@ int policy_volume_add(const struct policy *p, struct policy_state *st, uint32_t 
 void policy_volume_alert(const struct policy *p, struct policy_state *st,
                          struct flow_record *rec, struct flow_verdict *v, uint64_t total,
                          struct alert_record *scratch, policy_alert_fn fn, void *arg);
+
+/* Counts bytes of a flow to a guarded service whose caller has volume
+ * limits (v->guard, set when its name was settled); 1 when a threshold
+ * was crossed: then call policy_guard_volume_alert() with its record. */
+int policy_guard_bytes(const struct policy *p, struct flow_verdict *v, uint64_t bytes_out,
+                       uint64_t bytes_in, uint64_t now_us);
+void policy_guard_volume_alert(const struct policy *p, struct policy_state *st,
+                               struct flow_record *rec, struct flow_verdict *v,
+                               struct alert_record *scratch, policy_alert_fn fn, void *arg);
 
 /* At the end of a run: one update event for every alert_key whose count
  * grew since its last event, so sinks end with the true counts. */

@@ -5,7 +5,8 @@
  * it to the worker's policy stage (judge.c) on the events that can settle
  * the verdict: the flow's first packet, a destination name seen, the end of
  * classification, and every packet while the stage asks for them (watch).
- * The flow table never reads it; the policy stage and the policy engine
+ * The flow table never reads it (it only frees `keys` and `guard`, plain
+ * heap blocks, when the flow ends); the policy stage and the policy engine
  * (policy.c) do. Zero-initialised means "not judged yet".
  *
  * Decision points (docs/policy.md, "When an alert is raised"):
@@ -60,6 +61,8 @@ struct verdict_keys {
     uint8_t key[VERDICT_KEYS_MAX][20];
 };
 
+struct verdict_guard; /* policy.c's */
+
 struct flow_verdict {
     uint8_t state;     /* enum verdict_state */
     uint8_t watch;     /* VW_* */
@@ -67,10 +70,12 @@ struct flow_verdict {
     uint8_t payload;   /* packets with payload seen while open (saturates) */
     uint8_t role_done; /* the role's verdict (allow rules, learning) is settled */
     uint8_t bounded;   /* the decision bound has passed */
-    uint8_t pad[2];
+    uint8_t guard_done; /* the guarded-service checks ran */
+    uint8_t pad;
     uint32_t exfil;    /* the asset's volume window + 1; 0: not counted */
     uint64_t at_us;    /* packet time of the first alert */
     struct verdict_keys *keys; /* NULL until the flow raises an alert */
+    struct verdict_guard *guard; /* a guarded service's caller counted per packet, or NULL */
 };
 
 #endif

@@ -85,7 +85,7 @@ static void tls(struct pg_writer *w, uint8_t *buf, const char *client, uint16_t 
     pg_tcp_close(c, PG_CLOSE_FIN, end);
 }
 
-int pg_callouts_write(const char *path, int short_version, struct egr_err *err)
+static int callouts(const char *path, int short_version, struct egr_err *err)
 {
     struct pg_writer *w = pg_open(path, err);
     if (!w)
@@ -181,4 +181,14 @@ int pg_callouts_write(const char *path, int short_version, struct egr_err *err)
 #undef AT
     free(buf);
     return pg_close(w, err);
+}
+
+int pg_callouts_write(const char *path, struct egr_err *err)
+{
+    return callouts(path, 0, err);
+}
+
+int pg_callouts_short_write(const char *path, struct egr_err *err)
+{
+    return callouts(path, 1, err);
 }

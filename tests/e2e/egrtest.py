@@ -4,10 +4,12 @@ egressd, reading its JSON lines. Paths come from the environment ctest sets
 import atexit
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 SRC = os.environ.get("EGRESSD_SRC") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHARED = os.environ.get("EGRESSD_SHARED") or os.path.abspath(os.path.join(SRC, "..", "shared"))
@@ -90,3 +92,38 @@ class Checker:
             print(f"... and {len(self.failures) - 50} more")
         print(f"{self.name}: {self.checks - len(self.failures)} passed, {len(self.failures)} failed")
         sys.exit(1 if self.failures or self.checks == 0 else 0)
+
+
+class Netns:
+    """A network namespace named after this test's PID (tests run side by
+    side) holding both ends of a veth pair, tx0 and cap0, IPv6 off so the
+    kernel itself sends nothing on the link. send() replays captures into
+    tx0 with tcpreplay; capture on cap0 inside `ex`. Needs root."""
+
+    def __init__(self, tag="ns"):
+        self.name = f"egr-{tag}-{os.getpid()}-{int(time.time() * 1000) % 100000}"
+        self._sh("ip", "netns", "add", self.name)
+        atexit.register(self.close)
+        self.ex = ["ip", "netns", "exec", self.name]
+        self._sh(*self.ex, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
+                 "net.ipv6.conf.default.disable_ipv6=1")
+        self._sh("ip", "-n", self.name, "link", "add", "tx0", "type", "veth", "peer", "name", "cap0")
+        self._sh("ip", "-n", self.name, "link", "set", "lo", "up")
+        for dev in ("tx0", "cap0"):
+            self._sh("ip", "-n", self.name, "link", "set", dev, "mtu", "9000", "up")
+
+    @staticmethod
+    def _sh(*args, check=True):
+        p = subprocess.run(list(args), capture_output=True, text=True)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)}: {p.stderr.strip()}")
+        return p
+
+    def send(self, files, rate=("--topspeed",)):
+        """Packets tcpreplay says it sent (-1 if it does not say)."""
+        p = self._sh(*self.ex, "tcpreplay", "-q", *rate, "-i", "tx0", *files)
+        m = re.search(r"Actual: (\d+) packets", p.stdout)
+        return int(m.group(1)) if m else -1
+
+    def close(self):
+        self._sh("ip", "netns", "del", self.name, check=False)

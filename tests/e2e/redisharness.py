@@ -385,7 +385,7 @@ def flat_alert(e, sensor):
     for k in ("src_port", "dest_port", "icmp_type", "icmp_code"):
         if k in e:
             f[k] = str(e[k])
-    for k in ("signature", "service", "intel_list"):
+    for k in ("signature", "service", "intel_list", "guarded_service"):
         if a.get(k):
             f[k] = a[k]
     _flow_context(e, f)

@@ -11,7 +11,9 @@ from egrtest import SRC, Checker, run
 c = Checker("test_profiles")
 profiles = sorted(glob.glob(os.path.join(SRC, "sensors", "*.yaml")))
 names = {os.path.basename(p) for p in profiles}
-want = {"replay.yaml", "demo.yaml", "span-datacenter.yaml", "edge-sidecar.yaml", "forensic.yaml"}
+want = {"replay.yaml", "demo.yaml", "span-datacenter.yaml", "edge-sidecar.yaml", "forensic.yaml",
+        "cisco-firepower.yaml", "zscaler-connector.yaml", "monitoring-server.yaml",
+        "saas-integrations.yaml"}
 c.check(want <= names, f"sensors/: missing profiles {sorted(want - names)}")
 
 tmp = tempfile.mkdtemp()

@@ -7,6 +7,7 @@ foreach(src ${FUZZ_TARGETS})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_link_libraries(${name} PRIVATE egressd_core)
+  target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/src) # private headers
   target_link_options(${name} PRIVATE -fsanitize=fuzzer)
 endforeach()
 # Seed corpus writer: one file per packet of the given captures.
