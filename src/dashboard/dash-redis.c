@@ -19,7 +19,8 @@
  * cluster), each such command is sent once per sensor of {prefix}:sensors
  * (refreshed every few seconds), with its keys rewritten, and the replies
  * are merged into the one reply the shared key would have given: stream
- * entries by ID, newest first, up to COUNT; hashes and sorted-set scores
+ * entries by ID, newest first, up to COUNT (alerts; flow entries: COUNT of
+ * each sensor); hashes and sorted-set scores
  * summed; PFCOUNT summed (an asset seen by two sensors counts a destination
  * each saw once per sensor); the newest bucket the largest. The heartbeat
  * {prefix}:sensor:{id} becomes {prefix}:{id}:sensor, the sensor set stays.
@@ -1424,7 +1425,11 @@ static int per_sensor_cmd(struct dash_batch *b, int argc, const char **argv, con
     int keys_to = 2; /* arguments [1, keys_to) are keys */
     if (cl == 9 && !strncasecmp(cmd, "XREVRANGE", 9)) {
         how = MG_STREAM;
-        if (argc >= 6 && lens[4] == 5 && !strncasecmp(argv[4], "COUNT", 5))
+        /* The newest COUNT alerts of all sensors; but the newest COUNT flow
+         * entries of each sensor (a search for a pair's flows should not
+         * miss a quiet sensor's behind a busy one's). */
+        if (argc >= 6 && lens[4] == 5 && !strncasecmp(argv[4], "COUNT", 5) &&
+            !(rl == 5 && !memcmp(rest, "flows", 5)))
             limit = arg_long(argv[5], lens[5], -1);
     } else if (cl == 7 && !strncasecmp(cmd, "HGETALL", 7)) {
         how = MG_HASH_SUM;
