@@ -125,14 +125,17 @@ static int send_record(struct sink_redis *s, struct rrec *r)
     return 1;
 }
 
-/* One WAIT on every node that took writes to confirm since its last. */
+/* One WAIT on every node that took writes to confirm since its last,
+ * unless one is out: a client blocked in WAIT holds back everything sent
+ * behind it, so the writes of the meantime wait for its answer and one
+ * WAIT then covers them all (a WAIT per round trip, not per send). */
 static void send_waits(struct sink_redis *s)
 {
     char tmo[16];
     int tl = snprintf(tmo, sizeof(tmo), "%u", s->cfg.wait_timeout_ms);
     for (unsigned i = 0; i < s->nnodes; i++) {
         struct rnode *n = s->nodes[i];
-        if (!n->since_wait || !rs_node_usable(n))
+        if (!n->since_wait || n->waits_out || !rs_node_usable(n))
             continue;
         unsigned want = rs_wait_want(n);
         char nr[16];
@@ -465,6 +468,7 @@ static void on_wait_reply(struct sink_redis *s, struct rnode *n, struct pend p,
             n->wait_refused = 1;
         }
         confirm_all(n);
+        send_waits(s);
         return;
     }
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= p.confirm) {
@@ -474,6 +478,7 @@ static void on_wait_reply(struct sink_redis *s, struct rnode *n, struct pend p,
         }
         s->wait_retry_ms = BACKOFF_MIN_MS;
         confirm_all(n);
+        send_waits(s); /* for what was sent while it was out */
         return;
     }
     /* Fewer replicas than asked within the timeout: the writes stay
