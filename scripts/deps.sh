@@ -15,9 +15,10 @@ if [[ "${1:-}" == "--test" ]]; then
   # and references; python3 drives end-to-end checks; iproute2 (network
   # namespaces), libcap2-bin (file capabilities) and debootstrap (the
   # container image's runtime stage, tests/e2e/test_image.py) for the
-  # live-capture and deployment tests.
+  # live-capture and deployment tests; redis-tools for redis-cli --cluster
+  # create, which joins the local Redis Cluster of tests/e2e/test_redis_cluster.py.
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev libndpi-bin tshark mmdb-bin
-         redis-server python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd
+         redis-server redis-tools python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd
          iproute2 libcap2-bin debootstrap binutils)
 fi
 

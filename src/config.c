@@ -24,11 +24,88 @@
 #include "egressd/flow.h"
 #include "egressd/geo.h"
 #include "egressd/names.h"
+#include "egressd/redis-cluster.h"
 #include "cfgload.h"
 #include "policy-cfg.h"
 #include "policy-guard.h"
 
 #define DAY 86400u
+
+/* ---- redis: keys of their own kind ------------------------------------------ */
+
+/* redis.seeds: a sequence of "host:port" (IPv6 in brackets). */
+static int seed_item(struct config_parse *p, size_t i, yaml_node_t *item, void *arg)
+{
+    struct sink_redis_config *rc = arg;
+    char path[64];
+    snprintf(path, sizeof(path), "redis.seeds[%zu]", i);
+    size_t len;
+    const char *v = config_scalar(item, &len);
+    if (!v)
+        return config_error(p, item, path, "expected host:port, got a %s",
+                            item->type == YAML_MAPPING_NODE ? "mapping" : "sequence");
+    if (i >= REDIS_SEEDS_MAX)
+        return config_error(p, item, "redis.seeds", "more than %d seeds", REDIS_SEEDS_MAX);
+    char host[REDIS_CLUSTER_HOST_MAX];
+    int port;
+    if (len >= REDIS_SEED_LEN || memchr(v, '\0', len) ||
+        redis_cluster_endpoint(v, len, host, &port) != EGR_OK || !host[0])
+        return config_error(p, item, path,
+                            "expected host:port (an IPv6 address in brackets, port 1..65535)");
+    memcpy(rc->seeds.v[i], v, len);
+    rc->seeds.v[i][len] = '\0';
+    rc->seeds.n = (unsigned)i + 1;
+    return EGR_OK;
+}
+
+static int parse_redis_seeds(struct config_parse *p, yaml_node_t *node, const char *path,
+                             void *field)
+{
+    struct sink_redis_config *rc = (struct sink_redis_config *)(void *)((char *)field -
+                                   offsetof(struct sink_redis_config, seeds));
+    memset(&rc->seeds, 0, sizeof(rc->seeds));
+    size_t len;
+    const char *v = config_scalar(node, &len);
+    if (v && len == 0)
+        return EGR_OK;
+    if (v)
+        return config_error(p, node, path, "expected a sequence of host:port, e.g. "
+                            "[10.0.0.1:6379, 10.0.0.2:6379]");
+    return config_each_item(p, node, path, seed_item, rc);
+}
+
+static int parse_redis_layout(struct config_parse *p, yaml_node_t *node, const char *path,
+                              void *field)
+{
+    static const char *const names[] = {"auto", "shared", "per_sensor"};
+    size_t len;
+    const char *v = config_scalar(node, &len);
+    for (size_t i = 0; v && i < EGR_ARRAY_LEN(names); i++)
+        if (!strcmp(v, names[i])) {
+            *(int *)field = (int)i;
+            return EGR_OK;
+        }
+    return config_error(p, node, path, "expected auto, shared or per_sensor");
+}
+
+/* redis.wait_replicas: auto, or a count. */
+static int parse_redis_wait(struct config_parse *p, yaml_node_t *node, const char *path,
+                            void *field)
+{
+    size_t len;
+    const char *v = config_scalar(node, &len);
+    if (v && !strcmp(v, "auto")) {
+        *(int32_t *)field = REDIS_WAIT_AUTO;
+        return EGR_OK;
+    }
+    char *end;
+    errno = 0;
+    unsigned long n = v && len && v[0] >= '0' && v[0] <= '9' ? strtoul(v, &end, 10) : 0;
+    if (!v || !len || v[0] < '0' || v[0] > '9' || *end || errno || n > 16)
+        return config_error(p, node, path, "expected auto or a number of replicas 0..16");
+    *(int32_t *)field = (int32_t)n;
+    return EGR_OK;
+}
 
 /* ---- the table ---------------------------------------------------------- */
 
@@ -77,6 +154,10 @@ const struct config_key config_keys[] = {
     {"redis.spool_max_bytes", CONFIG_UINT, 0, 1ull << 40, FIELD(redis.spool_max_bytes), NULL},
     {"redis.drain_timeout", CONFIG_DURATION, 0, DAY, FIELD(redis.drain_timeout), NULL},
     {"redis.timeout", CONFIG_DURATION, 1, 3600, FIELD(redis.timeout), NULL},
+    {"redis.seeds", CONFIG_CUSTOM, 0, 0, FIELD(redis.seeds), parse_redis_seeds},
+    {"redis.layout", CONFIG_CUSTOM, 0, 0, FIELD(redis.layout), parse_redis_layout},
+    {"redis.wait_replicas", CONFIG_CUSTOM, 0, 0, FIELD(redis.wait_replicas), parse_redis_wait},
+    {"redis.wait_timeout_ms", CONFIG_UINT, 1, 60000, FIELD(redis.wait_timeout_ms), NULL},
     {"home_net", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_home_net},
     {"assets", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_assets},
     {"default_role", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_default_role},

@@ -627,6 +627,7 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
         json_kv_u64(jb, "rejected", r->rejected);
         json_kv_u64(jb, "undelivered", r->undelivered);
         json_kv_u64(jb, "reconnects", r->reconnects);
+        json_kv_u64(jb, "resent", r->resent);
         json_kv_u64(jb, "queue_depth", r->queue_depth);
         json_kv_u64(jb, "spool_depth", r->spool_depth);
         json_obj_close(jb);

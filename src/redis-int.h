@@ -2,8 +2,10 @@
  *
  *   sink-redis.c   the sink: I/O thread, inbox, aggregates, sink ops, drain
  *   redis-queue.c  memory queue and disk spool
- *   redis-conn.c   connection, handshake, reconnection, watchdog
- *   redis-send.c   pipeline, replies and refusals, heartbeat
+ *   redis-conn.c   connections (one per node), handshake, reconnection,
+ *                  watchdog, the cluster's slot map and its refresh, replies
+ *   redis-send.c   pipeline, routing, replies and refusals, redirections,
+ *                  WAIT, heartbeat
  *
  * Everything here runs on the sink's I/O thread unless it says otherwise;
  * the caller's side (sink ops) only touches the fields marked "under mx".
@@ -20,6 +22,7 @@
 #include <time.h>
 
 #include "egressd/json.h"
+#include "egressd/redis-cluster.h"
 #include "egressd/redis-agg.h"
 #include "egressd/redis-schema.h"
 #include "egressd/redis-url.h"
@@ -42,10 +45,69 @@
  * the caller formats them itself, so the inbox stays compact. */
 #define RAW_MAX 4096u
 #define KIND_RAW_FLOW 0xff /* an inbox entry holding a struct flow_record; never queued */
+#define NODE_MAX 72            /* nodes a sink knows: masters seen in a run, seeds */
+#define PROBE_TIMEOUT_MS 1000u /* the layout probe at open, per seed */
+#define REFRESH_MIN_MS 100u    /* CLUSTER SLOTS at most this often */
+#define REFRESH_DOWN_MS 500u   /* ... and this often while a master is unreachable */
+#define REDIRECTS_MAX 64u      /* MOVED/ASK in a row without a write: stop and back off */
 
 /* ---- state -------------------------------------------------------------- */
 
 enum conn_state { ST_DOWN = 0, ST_CONNECTING, ST_HANDSHAKE, ST_READY };
+
+/* How commands find their server: one server (node 0), or a cluster's
+ * slot map; unknown until the first connection says. */
+enum sink_mode { MODE_UNKNOWN = 0, MODE_SINGLE, MODE_CLUSTER };
+
+/* rrec flags */
+#define RF_UNCERTAIN 1u /* the stream entry may be written already (its answer or its
+                         * confirmation was lost): sending it again may duplicate it */
+#define RF_ACKED0 2u    /* the stream entry is acknowledged, its WAIT not yet answered */
+
+/* A reply a node connection awaits (replies come in command order), or a
+ * command answered and awaiting the WAIT that confirms it. */
+enum pend_kind { P_CMD, P_ASKING, P_WAIT, P_PLAIN, P_AUTH, P_SELECT, P_SLOTS, P_INFO };
+struct pend {
+    struct rrec *r;  /* P_CMD */
+    uint8_t kind;
+    uint8_t idx;     /* P_CMD: the command's index in r */
+    uint8_t confirm; /* P_CMD: a WAIT follows; P_WAIT: the replicas asked for */
+};
+struct pring {
+    struct pend *v;
+    uint32_t head, len, cap;
+};
+
+/* One server: the single Redis, a cluster master, or a seed. */
+struct rnode {
+    struct sink_redis *s;
+    unsigned idx;
+    char host[REDIS_CLUSTER_HOST_MAX];
+    int port;
+    int is_unix;
+    char shown[400];         /* for messages (as redis_endpoint.shown) */
+    redisAsyncContext *ac;
+    enum conn_state state;
+    struct event *ev_reconnect;
+    unsigned hs_pending;     /* handshake replies awaited */
+    int hs_failed;           /* the handshake was refused (logged already) */
+    unsigned backoff_ms;
+    uint64_t progress_us;    /* last reply or connect, or first send after a quiet spell */
+    uint64_t down_since_us;
+    int down_logged;
+    unsigned connections;    /* handshakes completed */
+    int in_map;              /* a master of the current slot map */
+    int seed;                /* the URL's server or a redis.seeds entry */
+    int wanted;              /* a command was routed to it */
+    int failures;            /* connection attempts failed in a row */
+    struct pring q;          /* replies awaited, in order */
+    struct pring uc;         /* answered, awaiting a WAIT */
+    uint32_t since_wait;     /* commands to confirm sent since the last WAIT */
+    unsigned waits_out;
+    unsigned replicas;       /* replicas it has (CLUSTER SLOTS, INFO replication) */
+    int wait_refused;        /* WAIT is refused (ACL): acknowledgement is all there is */
+    int wait_short;          /* the last WAIT came back short (logged) */
+};
 
 struct rrec {
     struct rrec *prev, *next;
@@ -55,6 +117,9 @@ struct rrec {
     uint8_t kind;
     uint8_t ncmd;
     uint8_t again;  /* a command met a transient error or a lost connection */
+    uint8_t flags;  /* RF_* */
+    uint8_t ask_node;  /* after ASK: node index + 1 for the command of ask_slot */
+    uint16_t ask_slot;
     /* Aligned: an inbox entry may hold a struct flow_record here. */
     _Alignas(16) uint8_t data[];
 };
@@ -88,25 +153,33 @@ struct sink_redis {
     uint64_t hb_packets, hb_bytes, hb_drops, hb_active;
     struct redis_stats snap; /* published by the thread */
 
-    redisAsyncContext *ac;
-    enum conn_state state;
+    /* servers */
+    enum sink_mode mode;
+    struct rnode *nodes[NODE_MAX];
+    unsigned nnodes;
+    uint8_t route[REDIS_CLUSTER_SLOTS]; /* cluster: node index + 1; 0 = node 0 (MOVED corrects) */
+    struct redis_slot_map *map;  /* scratch for a CLUSTER SLOTS reply */
+    unsigned masters;            /* in the current map */
+    int refresh_wanted;          /* the map needs a CLUSTER SLOTS */
+    int refresh_out;             /* one is in flight */
+    int slots_refused;           /* CLUSTER SLOTS refused (ACL): MOVED replies only */
+    uint64_t refresh_us;         /* last one sent */
+    struct event *ev_refresh, *ev_wait;
+    unsigned wait_retry_ms;
+    unsigned redirects;          /* MOVED/ASK since the last write */
+    int layout_guessed;          /* auto layout chosen without an answer from the server */
     int closing;
-    unsigned hs_pending;     /* AUTH/SELECT replies awaited */
-    int hs_failed;           /* the handshake was refused (logged already) */
-    unsigned backoff_ms;     /* next reconnect delay */
     unsigned retry_ms;       /* next delay after a transient error */
     int stalled;             /* sending stopped after a transient error */
     int probing;             /* one record out to see if the error is over */
-    uint64_t progress_us;    /* last reply or connect, or first send after a quiet
-                              * spell (monotonic) */
-    uint64_t down_since_us;
-    unsigned connections;    /* handshakes completed */
-    int was_ready;           /* a connection was up before the current trouble */
-    int down_logged;
+    int rewind;              /* commands came back unwritten: resend from the oldest
+                              * record once nothing is in flight */
+    unsigned connections;    /* handshakes completed, all nodes */
 
     /* memory queue */
     struct rrec *head, *tail, *cursor;
     uint64_t mem_count, mem_bytes, n_unsent, inflight, inflight_plain;
+    uint64_t unconfirmed;    /* records whose entry waits for its WAIT */
     uint64_t max_inflight;
 
     struct spool *spool;
@@ -199,18 +272,46 @@ int rs_open_spool(struct sink_redis *s, struct egr_err *err);
 
 /* ---- redis-conn.c ---- */
 
-/* Queues one command formatted in the protocol's own format. */
-int rs_send_command(struct sink_redis *s, redisCallbackFn *fn, void *privdata, unsigned argc,
-                    const char **argv, const size_t *lens);
+/* Queues one command on node n, formatted in the protocol's own format,
+ * and the reply it awaits. REDIS_OK or REDIS_ERR (connection going, or out
+ * of memory: nothing queued). */
+int rs_send_command(struct rnode *n, struct pend p, unsigned argc, const char **argv,
+                    const size_t *lens);
 /* Connected, authenticated, and not being torn down by hiredis. */
+int rs_node_usable(const struct rnode *n);
+/* Some node takes commands. */
 int rs_usable(const struct sink_redis *s);
 /* 1 for errors after which the same command may succeed later. */
 int rs_transient(const char *e);
-void rs_connect_now(struct sink_redis *s);
-void rs_went_down(struct sink_redis *s, const char *why);
-void rs_drop_connection(struct sink_redis *s, const char *why);
+/* The node at host:port (added if new; NULL when NODE_MAX are known). */
+struct rnode *rs_node_get(struct sink_redis *s, const char *host, int port, int is_unix);
+/* Connects n unless it is connected, connecting or waiting out a backoff. */
+void rs_node_want(struct rnode *n);
+void rs_connect_now(struct rnode *n);
+void rs_drop_connection(struct rnode *n, const char *why);
+/* The slot map is stale: refresh it as soon as allowed. */
+void rs_want_refresh(struct sink_redis *s);
+/* The cluster is behind MOVED at slot: route it to host:port ("" = n's host). */
+void rs_moved(struct sink_redis *s, struct rnode *n, unsigned slot, const char *host, int port);
+/* At open: asks the URL's server and the seeds whether they are a cluster
+ * (blocking, PROBE_TIMEOUT_MS each) and installs the slot map if so. Sets
+ * s->mode (MODE_UNKNOWN when none answered). EGR_OK, or EGR_EINVAL when
+ * the answer makes the configuration impossible (a database other than 0
+ * on a cluster). */
+int rs_probe(struct sink_redis *s, struct egr_err *err);
+/* After the nodes exist: the probe's map becomes the routes. */
+void rs_install_probed(struct sink_redis *s);
+void rs_nodes_free(struct sink_redis *s);
+/* Replies to the handshake and to CLUSTER SLOTS / INFO (from rs_on_reply). */
+void rs_on_control(struct rnode *n, struct pend p, const redisReply *rep);
+/* One server: asks again how many replicas it has. */
+void rs_ask_replicas(struct rnode *n);
 void rs_on_reconnect_timer(evutil_socket_t fd, short what, void *arg);
 void rs_on_watchdog(evutil_socket_t fd, short what, void *arg);
+void rs_on_refresh_timer(evutil_socket_t fd, short what, void *arg);
+/* A node's ring of awaited replies. */
+int rs_pring_push(struct pring *q, struct pend p);
+struct pend rs_pring_pop(struct pring *q);
 
 /* ---- redis-send.c ---- */
 
@@ -221,8 +322,15 @@ void rs_arm_flush(struct sink_redis *s);
 /* After a refusal or a reconnection: send again from the oldest record. */
 void rs_resume(struct sink_redis *s);
 void rs_send_heartbeat(struct sink_redis *s);
+/* Every reply of every node connection comes here (privdata: the node). */
+void rs_on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+/* Node n is gone: what it had answered but not confirmed goes again. */
+void rs_node_lost(struct rnode *n);
+/* Replicas to wait for on n (0: none). */
+unsigned rs_wait_want(const struct rnode *n);
 void rs_on_flush(evutil_socket_t fd, short what, void *arg);
 void rs_on_retry_timer(evutil_socket_t fd, short what, void *arg);
 void rs_on_heartbeat(evutil_socket_t fd, short what, void *arg);
+void rs_on_wait_timer(evutil_socket_t fd, short what, void *arg);
 
 #endif

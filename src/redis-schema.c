@@ -241,10 +241,30 @@ static void key_u64(struct key *k, uint64_t v)
     key_part(k, p, n);
 }
 
-static void key_start(struct key *k, const struct redis_schema *sc)
+/* The global part of every key: "{prefix}". */
+static void key_global(struct key *k, const struct redis_schema *sc)
 {
     k->n = 0;
     key_str(k, sc->prefix);
+}
+
+/* A sensor's key: "{prefix}", or "{prefix}:{<id>}" in the per-sensor
+ * layout. The braces are the cluster's hash tag: every key of the sensor
+ * hashes its id alone, so they share a slot (one node takes a record's
+ * commands, a batch stays on one connection) and sensors spread. */
+static void key_start(struct key *k, const struct redis_schema *sc)
+{
+    key_global(k, sc);
+    if (!sc->per_sensor)
+        return;
+    size_t n = strlen(sc->sensor);
+    if (k->n + 3 + n > sizeof(k->s))
+        n = sizeof(k->s) - k->n - 3;
+    k->s[k->n++] = ':';
+    k->s[k->n++] = '{';
+    memcpy(k->s + k->n, sc->sensor, n);
+    k->n += n;
+    k->s[k->n++] = '}';
 }
 
 static void field(struct rcmd_buf *b, const char *name, const char *v, size_t n)
@@ -476,7 +496,7 @@ void redis_schema_alert(const struct redis_schema *sc, const struct alert_record
         return;
     }
     struct key k;
-    key_start(&k, sc);
+    key_global(&k, sc);
     key_str(&k, "alerts");
     key_str(&k, "live");
     rcmd_begin(b);
@@ -492,7 +512,8 @@ void redis_schema_heartbeat(const struct redis_schema *sc, const struct redis_he
     struct key k;
     key_start(&k, sc);
     key_str(&k, "sensor");
-    key_str(&k, sc->sensor);
+    if (!sc->per_sensor)
+        key_str(&k, sc->sensor);
     rcmd_reset(b, RCMD_HEARTBEAT);
     rcmd_begin(b);
     rcmd_arg_str(b, "HSET");
@@ -512,11 +533,12 @@ void redis_schema_heartbeat(const struct redis_schema *sc, const struct redis_he
     field_u64(b, "dropped", hb->dropped);
     field_u64(b, "undelivered", hb->undelivered);
     field_u64(b, "reconnects", hb->reconnects);
+    field_u64(b, "resent", hb->resent);
     field_str(b, "last_error", hb->last_error);
     rcmd_end(b);
     expire(b, &k, hb->ttl);
 
-    key_start(&k, sc);
+    key_global(&k, sc);
     key_str(&k, "sensors");
     rcmd_begin(b);
     rcmd_arg_str(b, "SADD");

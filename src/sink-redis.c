@@ -94,6 +94,9 @@ void sink_redis_config_defaults(struct sink_redis_config *c)
     c->spool_max_bytes = 256ull << 20;
     c->drain_timeout = 30;
     c->timeout = 10;
+    c->layout = REDIS_LAYOUT_AUTO;
+    c->wait_replicas = REDIS_WAIT_AUTO;
+    c->wait_timeout_ms = 1000;
 }
 
 /* One line through the callback, at most LOG_BURST per window: a flapping
@@ -376,6 +379,10 @@ static int drain_now(struct sink_redis *s)
         n += (size_t)snprintf(tail + n, sizeof(tail) - n,
                               "; %" PRIu64 " still waiting after redis.drain_timeout (%u s)", left,
                               s->cfg.drain_timeout);
+    if (s->unconfirmed)
+        n += (size_t)snprintf(tail + n, sizeof(tail) - n,
+                              " (%" PRIu64 " of them written but not confirmed by a replica)",
+                              s->unconfirmed);
     if (kept)
         n += (size_t)snprintf(tail + n, sizeof(tail) - n,
                               ", %" PRIu64 " kept in %s for the next run", kept,
@@ -432,8 +439,9 @@ void sink_redis_poll(void *self)
 
 static void sr_free(struct sink_redis *s)
 {
-    struct event *evs[] = {s->ev_flush, s->ev_reconnect, s->ev_retry, s->ev_watchdog,
-                           s->ev_heartbeat, s->ev_wake, s->ev_inbox};
+    rs_nodes_free(s);
+    struct event *evs[] = {s->ev_flush, s->ev_retry, s->ev_watchdog, s->ev_heartbeat,
+                           s->ev_wake, s->ev_inbox, s->ev_refresh, s->ev_wait};
     for (size_t i = 0; i < EGR_ARRAY_LEN(evs); i++)
         if (evs[i])
             event_free(evs[i]);
@@ -456,6 +464,7 @@ static void sr_free(struct sink_redis *s)
     jbuf_free(&s->jb);
     free(s->popbuf);
     free(s->resp);
+    free(s->map);
     free(s);
 }
 
@@ -471,11 +480,7 @@ static void sr_close(void *self)
     }
     s->closing = 1;
     s->finished = 1; /* nothing leaves the spool any more */
-    if (s->ac) {
-        redisAsyncContext *ac = s->ac;
-        s->ac = NULL;
-        redisAsyncFree(ac); /* answers what is in flight with NULL */
-    }
+    rs_nodes_free(s); /* answers what is in flight with NULL */
     sr_free(s);
 }
 
@@ -525,17 +530,39 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
     } else if (gethostname(s->sensor, sizeof(s->sensor) - 1) != 0 || !s->sensor[0]) {
         snprintf(s->sensor, sizeof(s->sensor), "unknown");
     }
+    if (s->ep.is_unix && cfg->seeds.n) {
+        rc = egr_fail(err, EGR_EINVAL, "redis.seeds: a unix:// redis.url takes no seeds "
+                      "(a cluster is reached over TCP)");
+        goto fail;
+    }
+    if (!(s->map = calloc(1, sizeof(*s->map)))) {
+        rc = egr_fail(err, EGR_ENOMEM, "redis: out of memory");
+        goto fail;
+    }
+    /* The layout must be known before the first record is formatted: ask
+     * the server now (a blocking question of at most PROBE_TIMEOUT_MS per
+     * seed) unless the configuration says. */
+    if (cfg->layout == REDIS_LAYOUT_AUTO || cfg->seeds.n) {
+        if ((rc = rs_probe(s, err)) != EGR_OK)
+            goto fail;
+    } else if (s->ep.is_unix) {
+        s->mode = MODE_SINGLE;
+    }
+    int per_sensor = cfg->layout == REDIS_LAYOUT_PER_SENSOR ||
+                     (cfg->layout == REDIS_LAYOUT_AUTO && s->mode == MODE_CLUSTER);
+    s->layout_guessed = cfg->layout == REDIS_LAYOUT_AUTO && s->mode == MODE_UNKNOWN;
     s->schema = (struct redis_schema){
         .prefix = s->cfg.prefix,
         .sensor = s->sensor,
         .flows_maxlen = cfg->flows_maxlen,
         .alerts_maxlen = cfg->alerts_maxlen,
         .aggregate_ttl = cfg->aggregate_ttl,
+        .per_sensor = per_sensor,
     };
     s->max_inflight = (uint64_t)cfg->batch_records * 8;
     if (s->max_inflight < 64)
         s->max_inflight = 64;
-    s->backoff_ms = s->retry_ms = BACKOFF_MIN_MS;
+    s->retry_ms = s->wait_retry_ms = BACKOFF_MIN_MS;
     s->start_us = egr_wall_us();
     s->log_window = time(NULL);
     if ((rc = rs_open_spool(s, err)) != EGR_OK)
@@ -551,7 +578,8 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
         !(s->ev_wake = event_new(s->base, s->wake_fd, EV_READ | EV_PERSIST, on_wake, s)) ||
         !(s->ev_inbox = event_new(s->base, -1, EV_PERSIST, on_wake, s)) ||
         !(s->ev_flush = evtimer_new(s->base, rs_on_flush, s)) ||
-        !(s->ev_reconnect = evtimer_new(s->base, rs_on_reconnect_timer, s)) ||
+        !(s->ev_refresh = evtimer_new(s->base, rs_on_refresh_timer, s)) ||
+        !(s->ev_wait = evtimer_new(s->base, rs_on_wait_timer, s)) ||
         !(s->ev_retry = evtimer_new(s->base, rs_on_retry_timer, s)) ||
         !(s->ev_watchdog = event_new(s->base, -1, EV_PERSIST, rs_on_watchdog, s)) ||
         !(s->ev_heartbeat = event_new(s->base, -1, EV_PERSIST, rs_on_heartbeat, s))) {
@@ -572,8 +600,27 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
     if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
 
-    rs_connect_now(s);
-    /* From here on only the thread touches the base and the connection. */
+    /* Node 0 is the URL's server; the seeds are asked for the map when no
+     * master answers. */
+    if (!rs_node_get(s, s->ep.host, s->ep.port, s->ep.is_unix)) {
+        rc = egr_fail(err, EGR_ENOMEM, "redis: out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->seeds.n; i++) {
+        char host[REDIS_CLUSTER_HOST_MAX];
+        int port;
+        struct rnode *n;
+        if (redis_cluster_endpoint(cfg->seeds.v[i], strlen(cfg->seeds.v[i]), host, &port) !=
+            EGR_OK) {
+            rc = egr_fail(err, EGR_EINVAL, "redis.seeds: \"%s\" is not host:port", cfg->seeds.v[i]);
+            goto fail;
+        }
+        if ((n = rs_node_get(s, host, port, 0)))
+            n->seed = 1;
+    }
+    rs_install_probed(s);
+    rs_connect_now(s->nodes[0]);
+    /* From here on only the thread touches the base and the connections. */
     if (pthread_create(&s->thread, NULL, io_main, s) != 0) {
         rc = egr_fail(err, EGR_ENOMEM, "redis: cannot start the I/O thread");
         goto fail;

@@ -74,9 +74,15 @@ struct redis_schema {
     uint64_t flows_maxlen;  /* 0: streams are not trimmed */
     uint64_t alerts_maxlen;
     uint32_t aggregate_ttl; /* seconds; aggregates off when 0 */
+    /* 0: the shared layout ({prefix}:flows, {prefix}:sensor:{id}, ...);
+     * 1: every key of the sensor behind a hash tag of its id
+     * ({prefix}:{id}:flows, {prefix}:{id}:sensor, ...), so a cluster keeps
+     * them in one slot and spreads sensors over its masters. The sensor set
+     * and the live channel are global in both. */
+    int per_sensor;
 };
 
-/* "{prefix}:agg_buckets": a sorted set of the newest minutes that have
+/* "{prefix}:agg_buckets" ("{prefix}:{id}:agg_buckets" per sensor): a sorted set of the newest minutes that have
  * aggregates (member and score the bucket), into out of cap bytes; returns
  * the length. */
 size_t redis_schema_buckets_key(const struct redis_schema *sc, char *out, size_t cap);
@@ -88,12 +94,12 @@ uint64_t redis_schema_bucket(uint64_t ts_us);
  * (no home_net configured). */
 int redis_schema_counts_as_egress(const struct flow_record *r);
 
-/* "{prefix}:agg:{bucket}:{metric}:{part}" into out (cut to fit); returns
+/* "{prefix}:agg:{bucket}:{metric}:{part}" (after "{prefix}:{id}" per sensor) into out (cut to fit); returns
  * its length. The aggregates themselves are summed by redis-agg.h. */
 size_t redis_schema_agg_key(const struct redis_schema *sc, char *out, size_t cap, uint64_t bucket,
                             const char *metric, const char *part, size_t plen);
 
-/* XADD {prefix}:flows MAXLEN ~ N * field value ... (the record's stream
+/* XADD {prefix}:flows (or {prefix}:{id}:flows) MAXLEN ~ N * field value ... (the record's stream
  * entry; its aggregates are summed apart, redis-agg.h). */
 void redis_schema_flow(const struct redis_schema *sc, const struct flow_record *r,
                        struct rcmd_buf *b);
@@ -110,12 +116,13 @@ struct redis_heartbeat {
     uint64_t start_us;      /* wall clock at start */
     uint64_t now_us;        /* wall clock now */
     uint64_t packets, bytes, drops, active_flows;
-    uint64_t queue_depth, sent, queued, spooled, dropped, undelivered, reconnects;
+    uint64_t queue_depth, sent, queued, spooled, dropped, undelivered, reconnects, resent;
     const char *last_error; /* "" if none */
     uint32_t ttl;           /* seconds */
 };
 
-/* HSET {prefix}:sensor:{id} ..., EXPIRE, SADD {prefix}:sensors {id}. */
+/* HSET {prefix}:sensor:{id} ({prefix}:{id}:sensor per sensor) ..., EXPIRE,
+ * SADD {prefix}:sensors {id}. */
 void redis_schema_heartbeat(const struct redis_schema *sc, const struct redis_heartbeat *hb,
                             struct rcmd_buf *b);
 

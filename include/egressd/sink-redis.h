@@ -23,6 +23,18 @@
 #include "egressd/common.h"
 #include "egressd/sink.h"
 
+#define REDIS_SEEDS_MAX 16
+#define REDIS_SEED_LEN 272 /* "host:port" */
+
+/* redis.layout: where a sensor's keys go (docs/redis-schema.md). */
+enum redis_layout {
+    REDIS_LAYOUT_AUTO = 0,   /* per_sensor on a cluster, shared on one server */
+    REDIS_LAYOUT_SHARED,     /* {prefix}:flows, ...: one set of keys for every sensor */
+    REDIS_LAYOUT_PER_SENSOR, /* {prefix}:{id}:flows, ...: a hash tag per sensor */
+};
+
+#define REDIS_WAIT_AUTO (-1)
+
 /* The redis: section of the configuration. */
 struct sink_redis_config {
     char url[1024];           /* redis-url.h; "" = off */
@@ -43,6 +55,15 @@ struct sink_redis_config {
     uint64_t spool_max_bytes; /* 0 = no spool */
     uint32_t drain_timeout;   /* seconds to wait for delivery at the end */
     uint32_t timeout;         /* seconds without an answer before reconnecting */
+    /* Other nodes of a cluster to ask for its map when the URL's is down. */
+    struct {
+        unsigned n;
+        char v[REDIS_SEEDS_MAX][REDIS_SEED_LEN];
+    } seeds;
+    int layout;               /* enum redis_layout */
+    int32_t wait_replicas;    /* WAIT for this many replicas; REDIS_WAIT_AUTO = 1 if the
+                               * master has one; 0 = never */
+    uint32_t wait_timeout_ms; /* WAIT's timeout */
 };
 
 void sink_redis_config_defaults(struct sink_redis_config *c);

@@ -32,7 +32,9 @@ struct redis_stats {
     uint64_t dropped;          /* lost: queue and spool full, or refused by Redis */
     uint64_t rejected;         /* of dropped, refused by Redis (WRONGTYPE, ...) */
     uint64_t undelivered;      /* still waiting when the run ended */
-    uint64_t reconnects;       /* connections made after the first */
+    uint64_t reconnects;       /* connections made after the first (per node) */
+    uint64_t resent;           /* records whose stream entry was sent again after a lost
+                                * answer or a lost master: each may be in its stream twice */
     uint64_t queue_depth;      /* now: records waiting in memory */
     uint64_t spool_depth;      /* now: records waiting in the on-disk spool */
 };

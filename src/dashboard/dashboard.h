@@ -29,11 +29,20 @@ struct dash_redis;
  * and with entry NULL when Redis goes up or down (up says which). */
 typedef void (*dash_redis_notify_fn)(void *ctx, const struct dash_val *entry, int up);
 
-/* Two connections to ep on base: one for queries, one that tails
- * {prefix}:alerts with XREAD BLOCK from "$". Both reconnect by themselves
- * (100 ms doubling to 5 s). Returns NULL on allocation failure. */
+/* --layout: the keys the sensors write (docs/redis-schema.md#layouts). */
+enum { DASH_LAYOUT_AUTO = 0, DASH_LAYOUT_SHARED, DASH_LAYOUT_PER_SENSOR };
+
+/* Connections to ep on base: one for queries (on a cluster, one per
+ * master), and what follows new alerts: on one server with the shared
+ * layout a connection that tails {prefix}:alerts with XREAD BLOCK from "$",
+ * otherwise a poll of every sensor's alert stream. All reconnect by
+ * themselves (100 ms doubling to 5 s). Commands of batches are written as
+ * for the shared layout; with the per-sensor one (layout, or auto on a
+ * cluster) they are sent to every sensor's keys and the replies merged.
+ * Returns NULL on allocation failure. */
 struct dash_redis *dash_redis_new(struct event_base *base, const struct redis_endpoint *ep,
-                                  const char *prefix, dash_redis_notify_fn fn, void *ctx);
+                                  const char *prefix, int layout, dash_redis_notify_fn fn,
+                                  void *ctx);
 /* Closes both connections; pending batches are answered as failed. */
 void dash_redis_free(struct dash_redis *r);
 int dash_redis_up(const struct dash_redis *r);

@@ -1,6 +1,6 @@
 /* main.c - egressd-dashboard: options, wiring, the event loop.
  *
- *   egressd-dashboard [--redis URL] [--prefix P] [--listen HOST:PORT]
+ *   egressd-dashboard [--redis URL] [--prefix P] [--layout L] [--listen HOST:PORT]
  *                     [--token T] [--static DIR]
  *
  * One thread: libevent runs the HTTP server (dash-http.c) and the Redis
@@ -28,6 +28,8 @@ static void usage(FILE *f)
             "usage: egressd-dashboard [options]\n"
             "  --redis URL        Redis to read (default redis://127.0.0.1:6379; same syntax as egressd)\n"
             "  --prefix P         key prefix (default egress)\n"
+            "  --layout L         the sensors' redis.layout: auto (per_sensor on a cluster), shared\n"
+            "                     or per_sensor (default auto)\n"
             "  --listen HOST:PORT address to serve on (default 127.0.0.1:8080)\n"
             "  --token T          require 'Authorization: Bearer T' or ?token=T on /api/* and /healthz\n"
             "                     (default: $EGRESSD_DASHBOARD_TOKEN)\n"
@@ -129,9 +131,11 @@ int main(int argc, char **argv)
         {"redis", required_argument, NULL, 'r'},  {"prefix", required_argument, NULL, 'p'},
         {"listen", required_argument, NULL, 'l'}, {"token", required_argument, NULL, 't'},
         {"static", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
+        {"layout", required_argument, NULL, 'L'},
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *url = "redis://127.0.0.1:6379", *prefix = "egress", *listen = "127.0.0.1:8080";
     const char *token = getenv("EGRESSD_DASHBOARD_TOKEN"), *static_opt = NULL;
+    const char *layout_opt = "auto";
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -140,6 +144,7 @@ int main(int argc, char **argv)
         case 'l': listen = optarg; break;
         case 't': token = optarg; break;
         case 's': static_opt = optarg; break;
+        case 'L': layout_opt = optarg; break;
         case 'V': printf("egressd-dashboard %s\n", EGRESSD_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -159,6 +164,18 @@ int main(int argc, char **argv)
     }
     if (!*prefix || strlen(prefix) > 200) {
         fprintf(stderr, "egressd-dashboard: --prefix must be 1 to 200 characters\n");
+        return 1;
+    }
+    int layout;
+    if (!strcmp(layout_opt, "auto"))
+        layout = DASH_LAYOUT_AUTO;
+    else if (!strcmp(layout_opt, "shared"))
+        layout = DASH_LAYOUT_SHARED;
+    else if (!strcmp(layout_opt, "per_sensor"))
+        layout = DASH_LAYOUT_PER_SENSOR;
+    else {
+        fprintf(stderr, "egressd-dashboard: --layout %s: expected auto, shared or per_sensor\n",
+                layout_opt);
         return 1;
     }
     struct dash_http_opts o = {0};
@@ -197,7 +214,7 @@ int main(int argc, char **argv)
         event_base_free(base);
         return 1;
     }
-    redis = dash_redis_new(base, &ep, prefix, dash_http_notify, http);
+    redis = dash_redis_new(base, &ep, prefix, layout, dash_http_notify, http);
     struct event *sigint = evsignal_new(base, SIGINT, on_signal, base);
     struct event *sigterm = evsignal_new(base, SIGTERM, on_signal, base);
     if (!redis || !sigint || !sigterm) {

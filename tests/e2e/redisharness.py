@@ -448,3 +448,113 @@ def run_egressd(bin_path, args, timeout=120):
     t = time.time()
     p = subprocess.run([bin_path] + args, capture_output=True, timeout=timeout)
     return p.returncode, p.stderr.decode("utf-8", "replace"), time.time() - t
+
+
+class RedisCluster:
+    """A local Redis Cluster: `masters` masters with `replicas` replicas each,
+    every node a RedisServer on 127.0.0.1 (free client and bus ports, no
+    persistence, --cluster-node-timeout node_timeout ms), joined with
+    `redis-cli --cluster create ... --cluster-replicas N`. start() returns
+    once every node reports cluster_state:ok and agrees on the map (each
+    master with its replicas); the nodes are stopped at exit like any
+    RedisServer, also when the test fails."""
+
+    def __init__(self, masters=3, replicas=1, node_timeout=1000):
+        self.nmasters = masters
+        self.nreplicas = replicas
+        self.node_timeout = node_timeout
+        self.nodes = []
+
+    def start(self, timeout=60):
+        if not shutil.which("redis-cli"):
+            raise RuntimeError("redis-cli is not installed (Debian: redis-tools)")
+        for _ in range(self.nmasters * (1 + self.nreplicas)):
+            bus = free_port()
+            srv = RedisServer(args=["--cluster-enabled", "yes", "--cluster-port", str(bus),
+                                    "--cluster-node-timeout", str(self.node_timeout),
+                                    "--cluster-config-file", "nodes.conf"])
+            srv.start()
+            self.nodes.append(srv)
+        argv = ["redis-cli", "--cluster", "create"] + [f"127.0.0.1:{n.port}" for n in self.nodes]
+        argv += ["--cluster-replicas", str(self.nreplicas), "--cluster-yes"]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        if p.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {p.stdout[-2000:]} {p.stderr[-2000:]}")
+        self.wait_ok(timeout=timeout)
+        return self
+
+    def alive(self):
+        return [n for n in self.nodes if n.proc and n.proc.poll() is None]
+
+    def wait_ok(self, timeout=60, masters=None):
+        """Until every live node says cluster_state:ok and CLUSTER SLOTS of
+        each lists the same `masters` (default: as created) live masters
+        covering all 16384 slots, each with its replicas (any number when
+        `masters` is given: after a failover the new master has none)."""
+        want = self.nmasters if masters is None else masters
+        deadline = time.time() + timeout
+        last = None
+        while time.time() < deadline:
+            try:
+                views = []
+                for n in self.alive():
+                    c = n.client()
+                    info = c("CLUSTER", "INFO").decode()
+                    views.append((info, self._slots(c)))
+                    c.close()
+                ok = all("cluster_state:ok" in info for info, _ in views)
+                maps = {tuple(sorted(m.items())) for _, m in views}
+                alive = {n.port for n in self.alive()}
+                if ok and len(maps) == 1:
+                    m = views[0][1]
+                    if (all(port in alive for _, _, port, _ in m.values()) and len(m) == want and sum(hi - lo + 1 for lo, hi, _, _ in m.values()) == 16384
+                            and all(r >= (self.nreplicas if masters is None else 0) for _, _, _, r in m.values())):
+                        return m
+                last = views
+            except (OSError, RedisError, ConnectionError) as e:
+                last = e
+            time.sleep(0.1)
+        raise RuntimeError(f"cluster not ok after {timeout} s: {last}")
+
+    @staticmethod
+    def _slots(c):
+        """{(lo, hi): (lo, hi, master port, replicas)} from CLUSTER SLOTS
+        (one entry per range)."""
+        out = {}
+        for e in c("CLUSTER", "SLOTS"):
+            out[(e[0], e[1])] = (e[0], e[1], e[2][1], len(e) - 3)
+        return out
+
+    def slot_map(self):
+        """[(lo, hi, master port)] as a live node sees it."""
+        c = self.alive()[0].client()
+        m = self._slots(c)
+        c.close()
+        return sorted((lo, hi, port) for lo, hi, port, _ in m.values())
+
+    def node(self, port):
+        return next(n for n in self.nodes if n.port == port)
+
+    def masters(self):
+        ports = sorted({port for _, _, port in self.slot_map()})
+        return [self.node(p) for p in ports]
+
+    def keyslot(self, key):
+        c = self.alive()[0].client()
+        s = c("CLUSTER", "KEYSLOT", key)
+        c.close()
+        return s
+
+    def master_of(self, key):
+        s = self.keyslot(key)
+        for lo, hi, port in self.slot_map():
+            if lo <= s <= hi:
+                return self.node(port)
+        raise RuntimeError(f"no master for slot {s}")
+
+    def url(self):
+        return self.nodes[0].url
+
+    def destroy(self):
+        for n in self.nodes:
+            n.destroy()

@@ -373,12 +373,14 @@ static void test_stats(void **state)
     st.redis.sent = 21;
     st.redis.queue_depth = 5;
     st.redis.spool_depth = 6;
+    st.redis.resent = 7;
     jbuf_reset(&jb);
     eve_format_stats(&jb, &st);
     assert_int_equal(jc_check_text(jb.buf, jb.len, "doc",
                                    "d[\"stats\"][\"redis\"][\"sent\"] == 21 and "
                                    "d[\"stats\"][\"redis\"][\"queue_depth\"] == 5 and "
-                                   "d[\"stats\"][\"redis\"][\"spool_depth\"] == 6"),
+                                   "d[\"stats\"][\"redis\"][\"spool_depth\"] == 6 and "
+                                   "d[\"stats\"][\"redis\"][\"resent\"] == 7"),
                      0);
     jbuf_free(&jb);
 }

@@ -78,11 +78,13 @@ static void test_render_workers(void **state)
     total.redis.dropped = 3;
     total.redis.queue_depth = 17;
     total.redis.spool_depth = 9;
+    total.redis.resent = 5;
     s = render(&v);
     assert_non_null(strstr(s, "# TYPE egressd_redis_sent_total counter\negressd_redis_sent_total 41\n"));
     assert_non_null(strstr(s, "egressd_redis_dropped_total 3\n"));
     assert_non_null(strstr(s, "# TYPE egressd_redis_queue_depth gauge\negressd_redis_queue_depth 17\n"));
     assert_non_null(strstr(s, "egressd_redis_spool_depth 9\n"));
+    assert_non_null(strstr(s, "# TYPE egressd_redis_resent_total counter\negressd_redis_resent_total 5\n"));
     free(s);
 }
 

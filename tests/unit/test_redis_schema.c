@@ -5,8 +5,10 @@
  * summed, one EXPIRE per key after its updates, records split at the
  * command limit, a full table refusing whole records),
  * the alert stream entry and its EVE JSON on the live channel, the
- * heartbeat, and the encoding: every truncation and corruption of a record
- * is refused by the decoder, limits are enforced. */
+ * heartbeat, the per-sensor layout (every key of a sensor behind its hash
+ * tag, so in one cluster slot; the sensor set and the live channel global),
+ * and the encoding: every truncation and corruption of a record is refused
+ * by the decoder, limits are enforced. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,6 +21,7 @@
 
 #include "egressd/eve.h"
 #include "egressd/redis-agg.h"
+#include "egressd/redis-cluster.h"
 #include "egressd/redis-schema.h"
 #include "json_check.h"
 
@@ -593,7 +596,7 @@ static void test_heartbeat(void **state)
         .version = "0.1.0", .source = "eth0", .start_us = T0, .now_us = T0 + 10000000,
         .packets = 100, .bytes = 20000, .drops = 1, .active_flows = 7, .queue_depth = 3,
         .sent = 50, .queued = 52, .spooled = 2, .dropped = 0, .undelivered = 0,
-        .reconnects = 1, .last_error = "OOM", .ttl = 60,
+        .reconnects = 1, .resent = 3, .last_error = "OOM", .ttl = 60,
     };
     struct rcmd_buf b;
     rcmd_init(&b);
@@ -606,9 +609,109 @@ static void test_heartbeat(void **state)
                "2023-11-14T22:13:30.000000+0000", "packets", "100", "bytes", "20000", "drops",
                "1", "active_flows", "7", "queue_depth", "3", "sent", "50", "queued", "52",
                "spooled", "2", "dropped", "0", "undelivered", "0", "reconnects", "1",
-               "last_error", "OOM", NULL);
+               "resent", "3", "last_error", "OOM", NULL);
     expect_cmd(&c, 1, "EXPIRE", "egress:sensor:s1", "60", NULL);
     expect_cmd(&c, 2, "SADD", "egress:sensors", "s1", NULL);
+    rcmd_free(&b);
+}
+
+/* The slot of command i's key argument. */
+static unsigned key_slot(const struct cmds *c, unsigned i)
+{
+    return redis_cluster_key_slot(c->argv[i][1], c->len[i][1]);
+}
+
+static void test_per_sensor_layout(void **state)
+{
+    struct redis_schema sc = schema;
+    sc.per_sensor = 1;
+    sc.sensor = "edge-1";
+    unsigned slot = redis_cluster_key_slot("edge-1", 6);
+    struct rcmd_buf b;
+    struct cmds c;
+    rcmd_init(&b);
+
+    struct flow_record r;
+    flow(&r);
+    redis_schema_flow(&sc, &r, &b);
+    decode(&b, &c, RCMD_FLOW);
+    assert_true(arg_is(&c, 0, 1, "egress:{edge-1}:flows"));
+    expect_field(&c, 0, "sensor", "edge-1");
+    assert_int_equal(key_slot(&c, 0), slot);
+
+    struct alert_record a;
+    struct jbuf jb;
+    jbuf_init(&jb);
+    memset(&a, 0, sizeof(a));
+    flow(&a.flow);
+    a.ts_us = a.first_seen_us = a.last_seen_us = T0;
+    a.kind = ALERT_UNEXPECTED;
+    a.severity = SEV_MEDIUM;
+    redis_schema_alert(&sc, &a, &jb, &b);
+    decode(&b, &c, RCMD_ALERT);
+    assert_true(arg_is(&c, 0, 1, "egress:{edge-1}:alerts"));
+    assert_int_equal(key_slot(&c, 0), slot);
+    assert_true(arg_is(&c, 1, 0, "PUBLISH"));
+    assert_true(arg_is(&c, 1, 1, "egress:alerts:live")); /* one channel for every sensor */
+    jbuf_free(&jb);
+
+    struct redis_heartbeat hb = {.version = "v", .source = "", .last_error = "", .ttl = 60};
+    redis_schema_heartbeat(&sc, &hb, &b);
+    decode(&b, &c, RCMD_HEARTBEAT);
+    assert_true(arg_is(&c, 0, 0, "HSET"));
+    assert_true(arg_is(&c, 0, 1, "egress:{edge-1}:sensor"));
+    expect_cmd(&c, 1, "EXPIRE", "egress:{edge-1}:sensor", "60", NULL);
+    expect_cmd(&c, 2, "SADD", "egress:sensors", "edge-1", NULL); /* the global set */
+
+    /* Aggregates: the sensor's keys, its own bucket index, all in its slot. */
+    struct redis_agg *ag;
+    struct egr_err err;
+    assert_int_equal(redis_agg_new(64, &ag, &err), EGR_OK);
+    assert_int_equal(redis_agg_add(ag, &r), 1);
+    struct collected col;
+    memset(&col, 0, sizeof(col));
+    redis_agg_flush(ag, &sc, &b, collect, &col);
+    assert_true(col.n > 10);
+    for (unsigned i = 0; i < col.n; i++) {
+        const char *k = strchr(col.cmd[i], '|') + 1;
+        size_t kl = strcspn(k, "|");
+        if (strncmp(k, "egress:{edge-1}:agg", 19))
+            fail_msg("aggregate command %u outside the sensor's keys: %s", i, col.cmd[i]);
+        assert_int_equal(redis_cluster_key_slot(k, kl), slot);
+    }
+    assert_non_null(strstr(col.cmd[0], "HINCRBY|egress:{edge-1}:agg:28333334:bytes:asset|"));
+    assert_string_equal(col.cmd[col.n - 3], "ZADD|egress:{edge-1}:agg_buckets|28333334|28333334");
+    collected_free(&col);
+    redis_agg_free(ag);
+    char key[256];
+    size_t n = redis_schema_agg_key(&sc, key, sizeof(key), 7, "top", "a", 1);
+    assert_int_equal(n, strlen("egress:{edge-1}:agg:7:top:a"));
+    assert_memory_equal(key, "egress:{edge-1}:agg:7:top:a", n);
+
+    /* Ids that hold braces still give every key of the sensor one slot
+     * (the tag ends at the first '}'), and other sensors other slots. */
+    static const char *const ids[] = {"a}b", "{x}", "s:1", "node{7"};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        sc.sensor = ids[i];
+        redis_schema_flow(&sc, &r, &b);
+        decode(&b, &c, RCMD_FLOW);
+        unsigned s0 = key_slot(&c, 0);
+        redis_schema_heartbeat(&sc, &hb, &b);
+        decode(&b, &c, RCMD_HEARTBEAT);
+        assert_int_equal(key_slot(&c, 0), s0);
+        n = redis_schema_buckets_key(&sc, key, sizeof(key));
+        assert_int_equal(redis_cluster_key_slot(key, n), s0);
+    }
+    unsigned slots[8];
+    static const char *const names[] = {"s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"};
+    for (size_t i = 0; i < 8; i++) {
+        sc.sensor = names[i];
+        redis_schema_flow(&sc, &r, &b);
+        decode(&b, &c, RCMD_FLOW);
+        slots[i] = key_slot(&c, 0);
+        for (size_t k = 0; k < i; k++)
+            assert_int_not_equal(slots[i], slots[k]);
+    }
     rcmd_free(&b);
 }
 
@@ -671,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_aggregates_full),
         cmocka_unit_test(test_alert),
         cmocka_unit_test(test_heartbeat),
+        cmocka_unit_test(test_per_sensor_layout),
         cmocka_unit_test(test_decoder_refuses_damage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
