@@ -63,14 +63,21 @@ static int sj_emit(struct sink_json *sj)
     return EGR_OK;
 }
 
+/* A record's events (its dns events, then the flow event), one line each. */
 static int sj_flow(void *self, const struct flow_record *rec)
 {
     struct sink_json *sj = self;
     if (sj->failed)
         return sj->failed;
-    jbuf_reset(&sj->jb);
-    eve_format_flow(&sj->jb, rec);
-    return sj_emit(sj);
+    unsigned n = eve_record_events(rec);
+    for (unsigned i = 0; i < n; i++) {
+        jbuf_reset(&sj->jb);
+        eve_format_record_event(&sj->jb, rec, i);
+        int rc = sj_emit(sj);
+        if (rc != EGR_OK)
+            return rc;
+    }
+    return EGR_OK;
 }
 
 static int sj_alert(void *self, const struct alert_record *a)

@@ -73,7 +73,7 @@ for a in al:
     c.check(re.fullmatch(r"[0-9a-f]{40}", x["alert_key"]) is not None, f"{what}: alert_key {x['alert_key']!r}")
     keys.add(x["alert_key"])
     c.check(x["update"] is False and x["count"] == 1, f"{what}: first alert, count 1: {x}")
-    c.check(a["direction"] == "egress", f"{what}: direction {a.get('direction')}")
+    c.check(a["network_direction"] == "egress", f"{what}: direction {a.get('network_direction')}")
     f = by_id.get(a["flow_id"])
     c.check(f is not None and f["flow"]["alerted"] is True, f"{what}: its flow record is alerted")
     if f:
@@ -122,10 +122,10 @@ inbound = [f for f in fl if f["dest_ip"] in ("10.20.2.80", "10.20.1.10") and f["
            ("216.160.83.56", "2.125.160.216", "67.43.156.1")]
 c.check(len(inbound) == 3, f"inbound flows: {len(inbound)}")
 for f in inbound:
-    c.check(f.get("direction") == "inbound" and f.get("asset") == {"name": "bigip1", "role": "lb-mgmt"},
-            f"inbound {f['src_ip']}->{f['dest_ip']}: direction {f.get('direction')} asset {f.get('asset')}")
+    c.check(f.get("network_direction") == "inbound" and f.get("asset") == {"name": "bigip1", "role": "lb-mgmt"},
+            f"inbound {f['src_ip']}->{f['dest_ip']}: direction {f.get('network_direction')} asset {f.get('asset')}")
     c.check(f["flow_id"] not in alerted_ids, f"inbound {f['src_ip']} raised an alert")
-work = [f for f in fl if f["src_ip"] == "10.20.5.50" and f["direction"] == "egress"]
+work = [f for f in fl if f["src_ip"] == "10.20.5.50" and f["network_direction"] == "egress"]
 c.check(len(work) == 4 and all("asset" not in f for f in work), f"workstation: {len(work)} egress flows, no asset")
 st = [e for e in events if e.get("event_type") == "stats"]
 c.check(len(st) == 1 and st[0]["stats"].get("alerts") == 7, f"stats alerts: {st and st[0]['stats'].get('alerts')}")
@@ -185,7 +185,7 @@ fl = flows(events)
 al_all = alerts(events)
 al = [a for a in al_all if not a["alert"]["update"]]
 updates = [a for a in al_all if a["alert"]["update"]]
-egress = [f for f in fl if f["src_ip"] == "192.168.0.103" and f.get("direction") == "egress"]
+egress = [f for f in fl if f["src_ip"] == "192.168.0.103" and f.get("network_direction") == "egress"]
 other = [f for f in fl if f["src_ip"] != "192.168.0.103"]
 c.check(len(egress) >= 20 and len(other) >= 1, f"instagram: {len(egress)} egress flows of the appliance, {len(other)} others")
 
@@ -202,7 +202,7 @@ got_keys = {(a.get("dest_name") or a["dest_ip"], a["alert"]["service"]) for a in
 c.check(got_keys == want_keys, f"instagram alerts: one per destination and service\n got  {sorted(got_keys)}\n want {sorted(want_keys)}")
 c.check(len(al) == len(want_keys), f"instagram: {len(al)} alerts for {len(want_keys)} destinations")
 for a in al:
-    c.check(a["src_ip"] == "192.168.0.103" and a["direction"] == "egress", f"alert from {a['src_ip']} {a['direction']}")
+    c.check(a["src_ip"] == "192.168.0.103" and a["network_direction"] == "egress", f"alert from {a['src_ip']} {a['network_direction']}")
     g = a.get("geo", {})
     c.check(len(g.get("country", "")) == 2 and g.get("asn", 0) > 0,
             f"alert to {a['dest_ip']}: geo {g}")

@@ -1,5 +1,6 @@
 /* fuzz_packet.c - libFuzzer target: one packet through decode -> flow table
- * -> nDPI classification -> EVE formatting, the whole per-packet path.
+ * -> nDPI classification (with the JA3 string and DNS answers taken on the
+ * way) -> EVE formatting of every event of a record, the whole per-packet path.
  *
  * The worker persists across inputs (as in a real run) with a small flow cap
  * so eviction, expiry and nDPI state reuse are exercised; every 64 inputs the
@@ -23,8 +24,13 @@ static unsigned g_count;
 static void emit(void *arg, struct flow_record *rec)
 {
     (void)arg;
-    jbuf_reset(&g_jb);
-    eve_format_flow(&g_jb, rec);
+    /* Every event of the record: its dns events read the names and
+     * answers taken from the packets. */
+    unsigned n = eve_record_events(rec);
+    for (unsigned i = 0; i < n; i++) {
+        jbuf_reset(&g_jb);
+        eve_format_record_event(&g_jb, rec, i);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
