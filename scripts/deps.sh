@@ -15,10 +15,13 @@ if [[ "${1:-}" == "--test" ]]; then
   # and references; python3 drives end-to-end checks; iproute2 (network
   # namespaces), libcap2-bin (file capabilities) and debootstrap (the
   # container image's runtime stage, tests/e2e/test_image.py) for the
-  # live-capture and deployment tests.
+  # live-capture and deployment tests; python3-jsonschema checks every EVE
+  # event against Suricata's own schema (tests/e2e/test_eve_schema.py);
+  # fever (DCSO's EVE processor) reads egressd's EVE events from Redis as it
+  # reads Suricata's (tests/e2e/test_fever.py).
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev libndpi-bin tshark mmdb-bin
          redis-server python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd
-         iproute2 libcap2-bin debootstrap binutils)
+         iproute2 libcap2-bin debootstrap binutils python3-jsonschema fever)
 fi
 
 missing=()

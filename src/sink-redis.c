@@ -94,6 +94,21 @@ void sink_redis_config_defaults(struct sink_redis_config *c)
     c->spool_max_bytes = 256ull << 20;
     c->drain_timeout = 30;
     c->timeout = 10;
+    c->streams = 1;
+    redis_eve_config_defaults(&c->eve);
+}
+
+/* The commands of a flow record: its flat stream entry (unless
+ * redis.streams is off), then its EVE events (redis.eve). The record may
+ * end up with no command at all. */
+static void format_flow(const struct sink_redis *s, const struct flow_record *rec,
+                        struct jbuf *jb, struct rcmd_buf *b)
+{
+    if (s->cfg.streams)
+        redis_schema_flow(&s->schema, rec, b);
+    else
+        rcmd_reset(b, RCMD_FLOW);
+    redis_eve_flow(&s->cfg.eve, rec, jb, b);
 }
 
 /* One line through the callback, at most LOG_BURST per window: a flapping
@@ -226,6 +241,8 @@ void rs_inbox_push(struct sink_redis *s, struct rrec *r)
  * thread is so far behind that the inbox is over its bound. */
 static void hand_over(struct sink_redis *s)
 {
+    if (rcmd_ok(&s->front_rb) && s->front_rb.ncmd == 0)
+        return; /* nothing of it goes to Redis (redis.streams off, its EVE types not chosen) */
     struct rrec *r = rcmd_ok(&s->front_rb) ? rs_rrec_new(s->front_rb.buf, (uint32_t)s->front_rb.len)
                                            : NULL;
     s->in_records++;
@@ -295,13 +312,16 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
             /* Formatted here, on the I/O thread; its aggregates are summed
              * in the caller's table (under the lock, as the caller does). */
             const struct flow_record *rec = (const struct flow_record *)(const void *)r->data;
-            redis_schema_flow(&s->schema, rec, &s->rb);
-            struct rrec *f = rcmd_ok(&s->rb) ? rs_rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
+            format_flow(s, rec, &s->jb, &s->rb);
+            int none = rcmd_ok(&s->rb) && s->rb.ncmd == 0;
+            struct rrec *f = rcmd_ok(&s->rb) && !none ? rs_rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
             pthread_mutex_lock(&s->mx);
             agg_record(s, rec);
             pthread_mutex_unlock(&s->mx);
             free(r);
-            if (f) {
+            if (none) {
+                /* nothing to send */
+            } else if (f) {
                 rs_enqueue(s, f);
             } else {
                 s->st.records++;
@@ -350,7 +370,9 @@ static void *io_main(void *arg)
     /* The last heartbeat: send what waits and give the replies a moment. */
     rs_send_some(s);
     uint64_t until = egr_mono_us() + FINAL_FLUSH_MS * 1000u;
-    while (rs_usable(s) && s->inflight_plain > 0 && egr_mono_us() < until)
+    /* Records handed over after the drain (the final stats event, when
+     * redis.eve sends stats) are waited for too. */
+    while (rs_usable(s) && (s->inflight_plain > 0 || s->inflight > 0) && egr_mono_us() < until)
         event_base_loop(s->base, EVLOOP_ONCE);
     return NULL;
 }
@@ -377,7 +399,7 @@ static int sr_flow(void *self, const struct flow_record *rec)
             return EGR_OK;
         }
     }
-    redis_schema_flow(&s->schema, rec, &s->front_rb);
+    format_flow(s, rec, &s->front_jb, &s->front_rb);
     pthread_mutex_lock(&s->mx);
     hand_over(s);
     agg_record(s, rec);
@@ -388,7 +410,11 @@ static int sr_flow(void *self, const struct flow_record *rec)
 static int sr_alert(void *self, const struct alert_record *a)
 {
     struct sink_redis *s = self;
-    redis_schema_alert(&s->schema, a, &s->front_jb, &s->front_rb);
+    if (s->cfg.streams)
+        redis_schema_alert(&s->schema, a, &s->front_jb, &s->front_rb);
+    else
+        rcmd_reset(&s->front_rb, RCMD_ALERT);
+    redis_eve_alert(&s->cfg.eve, a, &s->front_jb, &s->front_rb);
     pthread_mutex_lock(&s->mx);
     hand_over(s);
     pthread_mutex_unlock(&s->mx);
@@ -410,7 +436,11 @@ static int sr_stats(void *self, const struct run_stats *st)
 {
     struct sink_redis *s = self;
     sink_redis_progress(s, st);
+    rcmd_reset(&s->front_rb, RCMD_EVE);
+    int eve = redis_eve_stats(&s->cfg.eve, st, &s->front_jb, &s->front_rb) > 0;
     pthread_mutex_lock(&s->mx);
+    if (eve)
+        hand_over(s);
     s->req_heartbeat = 1;
     wake(s);
     pthread_mutex_unlock(&s->mx);
@@ -627,6 +657,16 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
         goto fail;
     if (!cfg->prefix[0]) {
         rc = egr_fail(err, EGR_EINVAL, "redis.prefix: must not be empty");
+        goto fail;
+    }
+    if (cfg->eve.mode != REDIS_EVE_OFF && !cfg->eve.key[0]) {
+        rc = egr_fail(err, EGR_EINVAL, "redis.eve.key: must not be empty when redis.eve.mode is %s",
+                      redis_eve_mode_name(cfg->eve.mode));
+        goto fail;
+    }
+    if (!cfg->streams && cfg->eve.mode == REDIS_EVE_OFF) {
+        rc = egr_fail(err, EGR_EINVAL, "redis.streams is false and redis.eve.mode is off: no record "
+                      "would be written (set redis.eve.mode, or leave redis.streams true)");
         goto fail;
     }
     if (cfg->sensor_id[0]) {

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "egressd/common.h"
+#include "egressd/redis-eve.h"
 #include "egressd/sink.h"
 
 /* The redis: section of the configuration. */
@@ -43,6 +44,8 @@ struct sink_redis_config {
     uint64_t spool_max_bytes; /* 0 = no spool */
     uint32_t drain_timeout;   /* seconds to wait for delivery at the end */
     uint32_t timeout;         /* seconds without an answer before reconnecting */
+    uint8_t streams;          /* the flat-field streams and the live channel; 0 = only EVE */
+    struct redis_eve_config eve; /* whole EVE events, as Suricata writes them (redis-eve.h) */
 };
 
 void sink_redis_config_defaults(struct sink_redis_config *c);
