@@ -25,6 +25,28 @@ def temp_dir(prefix="egressd-test-"):
     return path
 
 
+def debian_base(build=None):
+    """A Debian 12 root made by `debootstrap --variant=minbase bookworm`,
+    kept in the build directory between runs (image-base/) and made once
+    even when several tests want it at the same time (a lock file). Needs
+    root and Debian's mirror. Returns its path; callers copy it, never
+    change it."""
+    import fcntl
+    build = build or os.environ.get("EGRESSD_BUILD") or os.path.dirname(BIN)
+    base = os.path.join(build, "image-base")
+    with open(os.path.join(build, "image-base.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(base, ".complete")):
+            shutil.rmtree(base, ignore_errors=True)
+            p = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", base,
+                                "http://deb.debian.org/debian"], capture_output=True, text=True, timeout=1200)
+            if p.returncode != 0:
+                shutil.rmtree(base, ignore_errors=True)
+                raise RuntimeError(f"debootstrap: rc={p.returncode} {p.stderr[-1000:]}")
+            open(os.path.join(base, ".complete"), "w").close()
+    return base
+
+
 def need_shared(*parts):
     path = os.path.join(SHARED, *parts)
     if not os.path.exists(path):

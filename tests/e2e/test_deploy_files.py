@@ -62,6 +62,22 @@ else:
     c.check(m is not None and float(m.group(1)) < exposure and "only localhost" in ip_line,
             f"with the drop-in: exposure {m and m.group(1)} (without {exposure}), {ip_line.strip()!r}")
 
+    # The dashboard's unit: no capability, a user of its own, lower exposure.
+    dash_src = os.path.join(SRC, "sensors", "systemd", "egressd-dashboard.service")
+    with open(dash_src) as f:
+        dunit = f.read()
+    dlocal = os.path.join(tmp, "egressd-dashboard.service")
+    with open(dlocal, "w") as f:
+        f.write(dunit.replace("/usr/local/bin/egressd-dashboard", os.path.join(os.path.dirname(BIN),
+                                                                              "egressd-dashboard")))
+    p = subprocess.run(["systemd-analyze", "verify", dlocal], capture_output=True, text=True)
+    c.check(p.returncode == 0 and p.stderr.strip() == "", f"dashboard unit verify: {p.stderr!r}")
+    p = subprocess.run(["systemd-analyze", "security", "--offline=yes", dlocal], capture_output=True, text=True)
+    m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", p.stdout + p.stderr)
+    c.check(m is not None and float(m.group(1)) <= 1.5, f"dashboard unit exposure {m and m.group(1)} (want <= 1.5)")
+    for need in ("DynamicUser=yes", "CapabilityBoundingSet=\n", "NoNewPrivileges=yes", "ProcSubset=pid"):
+        c.check(need in dunit, f"dashboard unit: {need!r} missing")
+
 # ExecStartPre, run as written against the datacenter profile.
 pre = re.search(r"^ExecStartPre=(.*)$", unit, re.M).group(1).split()
 pre = [BIN if a == "/usr/local/bin/egressd" else a for a in pre]
