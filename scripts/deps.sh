@@ -18,10 +18,14 @@ if [[ "${1:-}" == "--test" ]]; then
   # live-capture and deployment tests; python3-jsonschema checks every EVE
   # event against Suricata's own schema (tests/e2e/test_eve_schema.py);
   # fever (DCSO's EVE processor) reads egressd's EVE events from Redis as it
-  # reads Suricata's (tests/e2e/test_fever.py).
+  # reads Suricata's (tests/e2e/test_fever.py); docker.io and docker-compose
+  # build and run the image and the compose file (tests/e2e/test_docker.py,
+  # which starts a dockerd of its own); curl fetches the test corpus
+  # (scripts/get-test-corpus.py) on a machine without ../shared.
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev libndpi-bin tshark mmdb-bin
          redis-server python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd
-         iproute2 libcap2-bin debootstrap binutils python3-jsonschema fever)
+         iproute2 libcap2-bin debootstrap binutils python3-jsonschema fever
+         docker.io docker-compose curl)
 fi
 
 missing=()

@@ -48,9 +48,16 @@ def debian_base(build=None):
 
 
 def need_shared(*parts):
+    """A path in the test corpus. Without any corpus the test is skipped
+    (exit 77, ctest's SKIP_RETURN_CODE); a corpus lacking this file fails
+    it."""
     path = os.path.join(SHARED, *parts)
+    if not os.path.isdir(SHARED):
+        print(f"SKIP: the test corpus {SHARED} is absent (scripts/get-test-corpus.py fetches it)")
+        sys.exit(77)
     if not os.path.exists(path):
-        sys.exit(f"FAIL: {path} is missing: the test data must sit beside the repository (../shared)")
+        sys.exit(f"FAIL: {path} is missing from the test corpus (scripts/get-test-corpus.py --check "
+                 f"{SHARED} says what else is)")
     return path
 
 
