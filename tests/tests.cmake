@@ -26,9 +26,10 @@ file(GLOB E2E_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/e2e/test_*.sh
   ${CMAKE_SOURCE_DIR}/tests/e2e/test_*.py)
 foreach(src ${E2E_TESTS})
   get_filename_component(name ${src} NAME_WE)
-  # The image ships a release build; a sanitizer build needs runtime
-  # libraries the image does not have.
-  if(EGRESSD_SANITIZE AND (name STREQUAL "test_image" OR name STREQUAL "test_docker"))
+  # The image and the package ship release builds; a sanitizer build
+  # needs runtime libraries they do not have.
+  if(EGRESSD_SANITIZE AND (name STREQUAL "test_image" OR name STREQUAL "test_docker" OR
+                            name STREQUAL "test_package"))
     continue()
   endif()
   if(src MATCHES "\\.py$")
