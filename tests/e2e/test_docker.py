@@ -309,6 +309,10 @@ finally:
             dockerd.kill()
             dockerd.wait()
     dlog.close()
+    # dockerd leaves its default network namespace bound under its exec root.
+    netns = os.path.join(tmp, "x", "netns", "default")
+    if os.path.ismount(netns) or os.path.exists(netns):
+        subprocess.run(["umount", "-l", netns], capture_output=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
 c.done()
