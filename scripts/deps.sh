@@ -16,10 +16,18 @@ if [[ "${1:-}" == "--test" ]]; then
   # namespaces), libcap2-bin (file capabilities) and debootstrap (the
   # container image's runtime stage, tests/e2e/test_image.py) for the
   # live-capture and deployment tests; redis-tools for redis-cli --cluster
-  # create, which joins the local Redis Cluster of tests/e2e/test_redis_cluster.py.
+  # create, which joins the local Redis Cluster of tests/e2e/test_redis_cluster.py;
+  # python3-jsonschema checks every EVE event against Suricata's own schema
+  # (tests/e2e/test_eve_schema.py); fever (DCSO's EVE processor) reads
+  # egressd's EVE events from Redis as it reads Suricata's
+  # (tests/e2e/test_fever.py); docker.io and docker-compose build and run the
+  # image and the compose file (tests/e2e/test_docker.py, which starts a
+  # dockerd of its own); curl fetches the test corpus
+  # (scripts/get-test-corpus.py) on a machine without ../shared.
   pkgs+=(libcmocka-dev clang libclang-rt-14-dev libndpi-bin tshark mmdb-bin
          redis-server redis-tools python3 python3-yaml tcpreplay libmaxmind-db-writer-perl systemd
-         iproute2 libcap2-bin debootstrap binutils)
+         iproute2 libcap2-bin debootstrap binutils python3-jsonschema fever
+         docker.io docker-compose curl)
 fi
 
 missing=()

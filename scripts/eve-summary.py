@@ -5,12 +5,13 @@ import json
 import sys
 
 
-def name_of(ev):
+def name_of(ev, dns):
     if ev.get("dest_name"):
         return ev["dest_name"]
-    n = ev.get("ndpi", {})
-    for sect, key in (("tls", "sni"), ("http", "host"), ("dns", "query")):
-        v = n.get(sect, {}).get(key)
+    if ev.get("flow_id") in dns:
+        return dns[ev["flow_id"]]
+    for sect, key in (("tls", "sni"), ("quic", "sni"), ("http", "hostname")):
+        v = ev.get(sect, {}).get(key)
         if v:
             return v
     return ""
@@ -36,7 +37,7 @@ def endpoint(ip, port):
 def main():
     if len(sys.argv) != 2:
         sys.exit("usage: eve-summary.py EVE.json")
-    flows, alerts, stats = [], [], None
+    flows, alerts, stats, dns = [], [], None, {}
     with open(sys.argv[1], encoding="utf-8") as f:
         for line in f:
             ev = json.loads(line)
@@ -46,6 +47,8 @@ def main():
                 alerts.append(ev)
             elif ev.get("event_type") == "stats":
                 stats = ev["stats"]
+            elif ev.get("event_type") == "dns":
+                dns.setdefault(ev["flow_id"], ev["dns"]["rrname"])  # the query's name
     fmt = "{:<26} {:<26} {:<5} {:<18} {:<30} {:<10} {:>9} {:>9}  {}"
     print(fmt.format("client", "server", "proto", "ndpi", "name", "geo", "bytes>", "bytes<", "end"))
     for ev in flows:
@@ -54,7 +57,7 @@ def main():
             clip(endpoint(ev["src_ip"], ev.get("src_port")), 26),
             clip(endpoint(ev["dest_ip"], ev.get("dest_port")), 26),
             clip(ev["proto"], 5), clip(ev.get("ndpi", {}).get("proto", ""), 18),
-            clip(name_of(ev), 30), geo_of(ev), fl["bytes_toserver"], fl["bytes_toclient"], fl["reason"]))
+            clip(name_of(ev, dns), 30), geo_of(ev), fl["bytes_toserver"], fl["bytes_toclient"], fl["reason"]))
     if alerts:
         afmt = "{:<8} {:<15} {:<26} {:<26} {:<30} {:<10} {:>5}  {}"
         print("\nALERTS")
@@ -66,7 +69,7 @@ def main():
                 a["severity_name"], clip(asset, 15),
                 clip(endpoint(ev["src_ip"], ev.get("src_port")), 26),
                 clip(endpoint(ev["dest_ip"], ev.get("dest_port")), 26),
-                clip(name_of(ev), 30), geo_of(ev), a["count"],
+                clip(name_of(ev, dns), 30), geo_of(ev), a["count"],
                 clip(f"{a['category']}: {a['signature']}", 90)))
     if stats:
         cap, fl = stats["capture"], stats["flow"]

@@ -94,11 +94,17 @@ tmp=$(mktemp -d "$dir/.geoip-db.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # npm pack fetches the tarball (npm checks it against the registry's
-# integrity digest); the files used are then checked against ours.
+# integrity digest); the files used are then checked against ours. When it
+# fails, its own error lines are the message (a proxy's certificate, a
+# registry that cannot be reached, a package that is gone), not a guess.
 fetch() { # $1 package name; prints the extracted package directory
-  local name=$1 tgz
-  tgz=$(cd "$tmp" && npm pack --silent --loglevel=error "$name@$version" | tail -n 1)
-  [[ -f "$tmp/$tgz" ]] || die "npm pack $name@$version produced no tarball"
+  local name=$1 tgz rc=0 log="$tmp/npm-pack.log"
+  tgz=$(cd "$tmp" && npm pack --loglevel=error "$name@$version" 2>"$log" | tail -n 1) || rc=$?
+  if ((rc != 0)) || [[ -z $tgz || ! -f "$tmp/$tgz" ]]; then
+    local why
+    why=$(grep -v -e '^npm ERR! *$' -e 'A complete log of this run' -e '_logs/' "$log" | tail -n 4 | tr '\n' ' ')
+    die "npm pack $name@$version failed (exit $rc): ${why:-no tarball and no message}"
+  fi
   mkdir -p "$tmp/${tgz%.tgz}"
   tar -xzf "$tmp/$tgz" -C "$tmp/${tgz%.tgz}"
   rm -f "$tmp/$tgz"

@@ -31,6 +31,13 @@
  * strings without their NUL, numbers little-endian, and a zero tag byte
  * at the end, so the reader needs no length. Only this file writes and
  * reads it; unknown tags are skipped.
+ *
+ * Two things nDPI does not keep are taken from the packets it is fed, once
+ * per flow, while detection runs: the JA3 string of the ClientHello
+ * (tls-hello.h; kept only when its MD5 is the hash nDPI computed, so the
+ * two always agree) and the flow's first DNS response, parsed by the
+ * sensor's own parser (dns.h) for every answer with its TTL. A packet pays
+ * for a few comparisons to find out it is neither.
  */
 #include "egressd/classify.h"
 
@@ -41,6 +48,9 @@
 #include <string.h>
 
 #include <ndpi_api.h>
+
+#include "egressd/dns.h"
+#include "egressd/tls-hello.h"
 
 /* Free nDPI states kept for reuse; more are released (a burst of flows
  * should not pin its peak memory forever). */
@@ -55,6 +65,12 @@ struct classify_flow {
     uint32_t pkts;              /* packets fed */
     uint8_t l4;                 /* IP protocol of the first packet fed */
     uint8_t completed;          /* nothing more to learn: stop feeding */
+    uint8_t hello_tried;        /* a ClientHello was looked at */
+    uint8_t dns_qid_set;        /* dns_qid holds the first query's id */
+    uint16_t dns_qid;
+    char *ja3_str;              /* owned; NUL-terminated */
+    uint8_t *dns_resp;          /* owned: the packed first response (T_DNS_RESP) */
+    uint32_t dns_resp_len;
     /* struct ndpi_flow_struct, sized by the library at run time; the
      * element type gives it the strictest alignment. */
     max_align_t state[];
@@ -67,6 +83,7 @@ struct classify_ctx {
     uint32_t max_tcp, max_other;
     uint64_t last_ms; /* packet time never goes backwards for nDPI */
     size_t alloc_size; /* bytes of one classify_flow */
+    struct dns_answers *dns; /* scratch for one parsed response (~17 KB), made on first use */
 };
 
 /* nDPI's module set-up must not run in parallel (ndpi_api.h); workers may
@@ -150,6 +167,7 @@ void classify_free(struct classify_ctx *ctx)
     pthread_mutex_lock(&cls_init_lock);
     ndpi_exit_detection_module(ctx->ndpi);
     pthread_mutex_unlock(&cls_init_lock);
+    free(ctx->dns);
     free(ctx);
 }
 
@@ -166,6 +184,121 @@ struct classify_flow *classify_flow_new(struct classify_ctx *ctx)
     return calloc(1, ctx->alloc_size);
 }
 
+static void put_le16(uint8_t *b, unsigned v)
+{
+    b[0] = (uint8_t)v;
+    b[1] = (uint8_t)(v >> 8);
+}
+
+static void put_le32(uint8_t *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The first ClientHello of a TCP flow: its JA3 string. */
+static void take_hello(struct classify_flow *cf, const struct pkt_meta *m)
+{
+    cf->hello_tried = 1;
+    char s[TLS_JA3_STR_MAX];
+    size_t n;
+    if (tls_hello_ja3(m->payload, m->payload_len, s, sizeof(s), &n) != EGR_OK)
+        return;
+    cf->ja3_str = malloc(n + 1);
+    if (cf->ja3_str)
+        memcpy(cf->ja3_str, s, n + 1);
+}
+
+/* A response's question and answers, packed for the record:
+ *   u64 packet time | u16 id | u16 flags word | u16 qtype | u8 qname len | qname
+ *   | u8 count | u8 cut
+ *   then per answer: u16 type | u32 ttl | u8 owner len | owner | u8 data len | data
+ * (names of at most DNS_NAME_TEXT_MAX bytes, so a u8 holds their length). */
+static void take_dns_response(struct classify_ctx *ctx, struct classify_flow *cf,
+                              const struct pkt_meta *m)
+{
+    if (!ctx->dns && !(ctx->dns = malloc(sizeof(*ctx->dns))))
+        return;
+    struct dns_answers *a = ctx->dns;
+    if (m->proto == 17)
+        dns_parse_response(m->payload, m->payload_len, a);
+    else
+        dns_parse_tcp(m->payload, m->payload_len, a, NULL);
+    if (a->error == DNS_E_NOT_RESPONSE || a->error == DNS_E_OPCODE ||
+        (!a->has_question && a->count == 0))
+        return; /* not a response the record can describe */
+    unsigned keep = a->count < REC_DNS_ANSWERS ? a->count : REC_DNS_ANSWERS;
+    size_t need = 8 + 2 + 2 + 2 + 1 + a->qname.len + 2;
+    for (unsigned i = 0; i < keep; i++)
+        need += 2 + 4 + 1 + a->an[i].owner.len + 1 +
+                (a->an[i].type == DNS_TYPE_CNAME ? a->an[i].target.len : a->an[i].family == 6 ? 16 : 4);
+    uint8_t *b = malloc(need);
+    if (!b)
+        return;
+    size_t o = 0;
+    put_le32(b, (uint32_t)m->ts_us);
+    put_le32(b + 4, (uint32_t)(m->ts_us >> 32));
+    put_le16(b + 8, a->id);
+    /* dns.h keeps the flag bits and the RCODE; QR is set (a response) and
+     * the opcode is QUERY (0), or the parse refused the message. */
+    put_le16(b + 10, 0x8000u | (a->flags & 0x07f0u) | (a->rcode & 0x0fu));
+    put_le16(b + 12, a->qtype);
+    o = 14;
+    b[o++] = (uint8_t)a->qname.len;
+    memcpy(b + o, a->qname.text, a->qname.len);
+    o += a->qname.len;
+    b[o++] = (uint8_t)keep;
+    b[o++] = a->count > keep || a->dropped || a->error != DNS_E_NONE;
+    for (unsigned i = 0; i < keep; i++) {
+        const struct dns_answer *rr = &a->an[i];
+        put_le16(b + o, rr->type);
+        put_le32(b + o + 2, rr->ttl);
+        o += 6;
+        b[o++] = (uint8_t)rr->owner.len;
+        memcpy(b + o, rr->owner.text, rr->owner.len);
+        o += rr->owner.len;
+        if (rr->type == DNS_TYPE_CNAME) {
+            b[o++] = (uint8_t)rr->target.len;
+            memcpy(b + o, rr->target.text, rr->target.len);
+            o += rr->target.len;
+        } else {
+            unsigned al = rr->family == 6 ? 16 : 4;
+            b[o++] = (uint8_t)al;
+            memcpy(b + o, rr->addr, al);
+            o += al;
+        }
+    }
+    cf->dns_resp = b;
+    cf->dns_resp_len = (uint32_t)o;
+}
+
+/* What nDPI does not keep, taken from the packets it is fed (see the top
+ * of this file). Fragments and packets without a payload carry neither. */
+static void take_extras(struct classify_ctx *ctx, struct classify_flow *cf,
+                        const struct pkt_meta *m)
+{
+    if (!(m->flags & PKT_F_L4) || (m->flags & PKT_F_FRAG) || !m->payload || m->payload_len == 0)
+        return;
+    if (m->proto == 6 && !cf->hello_tried && tls_hello_looks_like(m->payload, m->payload_len)) {
+        take_hello(cf, m);
+        return;
+    }
+    if ((m->proto != 17 && m->proto != 6) || (m->sport != 53 && m->dport != 53))
+        return;
+    if (m->sport == 53) {
+        if (!cf->dns_resp)
+            take_dns_response(ctx, cf, m);
+    } else if (!cf->dns_qid_set) {
+        /* A query: only its id (nDPI has the rest). Over TCP the message
+         * follows a 2-byte length. */
+        uint32_t at = m->proto == 6 ? 2 : 0;
+        if (m->payload_len >= at + DNS_HEADER_LEN) {
+            cf->dns_qid = (uint16_t)(m->payload[at] << 8 | m->payload[at + 1]);
+            cf->dns_qid_set = 1;
+        }
+    }
+}
+
 int classify_packet(struct classify_ctx *ctx, struct classify_flow *cf,
                     const struct pkt_meta *m, int from_initiator)
 {
@@ -180,6 +313,7 @@ int classify_packet(struct classify_ctx *ctx, struct classify_flow *cf,
     if (cf->pkts == 0)
         cf->l4 = m->proto;
     cf->pkts++;
+    take_extras(ctx, cf, m);
     /* ndpiReader counts the packet first and gives up when the count is
      * over the limit: the packet that crosses it is still dissected. */
     uint32_t budget = cf->l4 == 6 ? ctx->max_tcp : ctx->max_other;
@@ -220,18 +354,25 @@ enum cls_tag {
     T_HTTP_URL,
     T_HTTP_STATUS, /* u16 */
     T_DNS_QUERY,
-    T_DNS_INFO, /* qtype u16, rcode, is_response, family (0/4/6), address[16] */
+    T_DNS_INFO, /* qtype u16, rcode, is_response */
     T_SSH_CLIENT,
     T_SSH_SERVER,
     T_SSH_HASSH_C,
     T_SSH_HASSH_S,
+    T_TLS_JA3C_STR,
+    T_TLS_VALIDITY, /* not before u32, not after u32 */
+    T_HTTP_METHOD,  /* u8 ndpi_http_method */
+    T_HTTP_VERSION, /* u8: 10 or 11 */
+    T_HTTP_CTYPE,
+    T_DNS_ID,       /* u16 */
+    T_DNS_RESP,     /* the packed first response (take_dns_response) */
 };
 
 /* Room in the record field, with its NUL. */
 #define REC_CAP(field) sizeof(((struct rec_ndpi *)0)->field)
 
-#define DNS_INFO_LEN 21
-#define CLS_ITEMS_MAX 20
+#define DNS_INFO_LEN 4
+#define CLS_ITEMS_MAX 32
 
 struct cls_item {
     uint8_t tag;
@@ -243,9 +384,12 @@ struct cls_pack {
     struct cls_item item[CLS_ITEMS_MAX];
     unsigned n;
     size_t total;
-    uint8_t num[4][2];          /* storage for the u16 items */
+    uint8_t num[6][2];          /* storage for the u16 items */
     unsigned nnum;
     uint8_t dns[DNS_INFO_LEN];
+    uint8_t validity[8];
+    uint8_t http[2];            /* method, version */
+    uint8_t dnsid[2];
 };
 
 static void pack_bytes(struct cls_pack *p, uint8_t tag, const void *data, size_t len)
@@ -311,6 +455,11 @@ static void collect_tls(struct cls_pack *p, const struct ndpi_flow_struct *f)
     static const uint8_t zero_sha1[20];
     if (memcmp(f->protos.tls_quic.sha1_certificate_fingerprint, zero_sha1, 20) != 0)
         pack_bytes(p, T_TLS_SHA1, f->protos.tls_quic.sha1_certificate_fingerprint, 20);
+    if (f->protos.tls_quic.notBefore || f->protos.tls_quic.notAfter) {
+        put_le32(p->validity, f->protos.tls_quic.notBefore);
+        put_le32(p->validity + 4, f->protos.tls_quic.notAfter);
+        pack_bytes(p, T_TLS_VALIDITY, p->validity, 8);
+    }
     if (tls_pointers_valid(f)) {
         pack_str(p, T_TLS_ALPN, f->protos.tls_quic.alpn, SIZE_MAX, REC_CAP(tls_alpn));
         pack_str(p, T_TLS_ISSUER, f->protos.tls_quic.issuerDN, SIZE_MAX, REC_CAP(tls_issuer));
@@ -329,17 +478,8 @@ static void collect_dns(struct cls_pack *p, const struct ndpi_flow_struct *f)
     d[1] = (uint8_t)(f->protos.dns.query_type >> 8);
     d[2] = f->protos.dns.reply_code;
     d[3] = f->protos.dns.is_query ? 0 : 1;
-    /* nDPI keeps the first A/AAAA answer of a response (rsp_type is the
-     * type of the answer record it stopped at). */
-    if (!f->protos.dns.is_query && f->protos.dns.num_answers > 0) {
-        if (f->protos.dns.rsp_type == 1) {
-            d[4] = 4;
-            memcpy(d + 5, &f->protos.dns.rsp_addr.ipv4, 4);
-        } else if (f->protos.dns.rsp_type == 28) {
-            d[4] = 6;
-            memcpy(d + 5, &f->protos.dns.rsp_addr.ipv6, 16);
-        }
-    }
+    /* nDPI keeps only the first address of a response; the answers come
+     * from the sensor's own parse (T_DNS_RESP). */
     pack_bytes(p, T_DNS_INFO, d, DNS_INFO_LEN);
 }
 
@@ -361,7 +501,21 @@ static void collect_ssh(struct cls_pack *p, const struct ndpi_flow_struct *f)
  * DNS dissector and share its member. host_server_name and the http member
  * lie outside the union and are always safe to read; http holds the
  * request of any flow the HTTP dissector saw, and QUIC's user agent. */
-static void collect(struct cls_pack *p, const struct ndpi_flow_struct *f, const ndpi_protocol *pr)
+/* The JA3 string, when it is the input of the hash nDPI computed. */
+static void collect_ja3(struct cls_pack *p, const struct ndpi_flow_struct *f,
+                        const struct classify_flow *cf)
+{
+    if (!cf->ja3_str || !f->protos.tls_quic.ja3_client[0])
+        return;
+    size_t n = strlen(cf->ja3_str);
+    char md5[33];
+    tls_ja3_md5_hex(cf->ja3_str, n, md5);
+    if (strncmp(md5, f->protos.tls_quic.ja3_client, 32) == 0)
+        pack_bytes(p, T_TLS_JA3C_STR, cf->ja3_str, n);
+}
+
+static void collect(struct cls_pack *p, const struct ndpi_flow_struct *f, const ndpi_protocol *pr,
+                    const struct classify_flow *cf)
 {
     memset(p, 0, sizeof(*p));
 
@@ -386,11 +540,26 @@ static void collect(struct cls_pack *p, const struct ndpi_flow_struct *f, const 
     } else if (is_proto(pr, NDPI_PROTOCOL_TLS) || is_proto(pr, NDPI_PROTOCOL_QUIC) ||
                is_proto(pr, NDPI_PROTOCOL_DTLS) || f->protos.tls_quic.ja3_client[0] != '\0') {
         collect_tls(p, f);
+        collect_ja3(p, f, cf);
     }
+    if (cf->dns_qid_set) {
+        put_le16(p->dnsid, cf->dns_qid); /* 0 is an id like any other */
+        pack_bytes(p, T_DNS_ID, p->dnsid, 2);
+    }
+    if (cf->dns_resp)
+        pack_bytes(p, T_DNS_RESP, cf->dns_resp, cf->dns_resp_len);
 
     pack_str(p, T_HTTP_UA, f->http.user_agent, SIZE_MAX, REC_CAP(http_ua));
     pack_str(p, T_HTTP_URL, f->http.url, SIZE_MAX, REC_CAP(http_url));
     pack_u16(p, T_HTTP_STATUS, f->http.response_status_code);
+    pack_str(p, T_HTTP_CTYPE, f->http.content_type, SIZE_MAX, REC_CAP(http_content_type));
+    if (f->http.method != NDPI_HTTP_METHOD_UNKNOWN) {
+        /* The request line was parsed: its version is known too. */
+        p->http[0] = (uint8_t)f->http.method;
+        p->http[1] = f->http.request_version ? 11 : 10;
+        pack_bytes(p, T_HTTP_METHOD, &p->http[0], 1);
+        pack_bytes(p, T_HTTP_VERSION, &p->http[1], 1);
+    }
 }
 
 /* The items, then a zero tag so the reader needs no length; NULL when
@@ -416,7 +585,7 @@ static void *pack_write(const struct cls_pack *p)
 }
 
 static void make_result(const struct ndpi_flow_struct *f, const ndpi_protocol *pr,
-                        struct classify_result *res)
+                        const struct classify_flow *cf, struct classify_result *res)
 {
     classify_result_clear(res);
     /* Normalised ids: master is the lower protocol ("TLS", or "DNS" when
@@ -434,7 +603,7 @@ static void make_result(const struct ndpi_flow_struct *f, const ndpi_protocol *p
     res->risk = f->risk;
 
     struct cls_pack p;
-    collect(&p, f, pr);
+    collect(&p, f, pr, cf);
     /* On allocation failure the names stay and the strings are lost. */
     res->meta = pack_write(&p);
 }
@@ -451,10 +620,12 @@ void classify_flow_finish(struct classify_ctx *ctx, struct classify_flow *cf,
         uint8_t guessed = 0;
         cf->proto = ndpi_detection_giveup(ctx->ndpi, f, 1, &guessed);
     }
-    make_result(f, &cf->proto, res);
+    make_result(f, &cf->proto, cf, res);
     res->done = 1;
 
     ndpi_free_flow_data(f);
+    free(cf->ja3_str);
+    free(cf->dns_resp);
     if (ctx->free_count >= CLS_FREE_MAX) {
         free(cf);
         return;
@@ -487,7 +658,7 @@ const char *classify_flow_dest_name(const struct classify_ctx *ctx, const struct
 void classify_flow_peek(struct classify_ctx *ctx, const struct classify_flow *cf,
                         struct classify_result *res)
 {
-    make_result(cls_cstate(cf), &cf->proto, res);
+    make_result(cls_cstate(cf), &cf->proto, cf, res);
     res->done = 0;
 }
 
@@ -510,6 +681,92 @@ static void copy_str(char *dst, size_t cap, const uint8_t *src, size_t len)
 static uint16_t get_u16(const uint8_t *b)
 {
     return (uint16_t)(b[0] | (b[1] << 8));
+}
+
+static uint32_t get_u32(const uint8_t *b)
+{
+    return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void copy_name(char *dst, size_t cap, const char *s);
+
+/* Names into the record's pool, a name already there (the question, the
+ * target of the CNAME before) stored once. */
+struct pool {
+    struct rec_ndpi *r;
+    size_t used;
+    struct {
+        uint16_t off;
+        uint8_t len;
+    } seen[2 * REC_DNS_ANSWERS + 1];
+    unsigned nseen;
+};
+
+static int pool_add(struct pool *pl, const uint8_t *name, uint8_t len, uint16_t *off)
+{
+    for (unsigned i = 0; i < pl->nseen; i++)
+        if (pl->seen[i].len == len && memcmp(pl->r->dns_pool + pl->seen[i].off, name, len) == 0) {
+            *off = pl->seen[i].off;
+            return 1;
+        }
+    if (len > sizeof(pl->r->dns_pool) - pl->used)
+        return 0;
+    memcpy(pl->r->dns_pool + pl->used, name, len);
+    *off = (uint16_t)pl->used;
+    pl->used += len;
+    if (pl->nseen < EGR_ARRAY_LEN(pl->seen))
+        pl->seen[pl->nseen++] = (typeof(pl->seen[0])){*off, len};
+    return 1;
+}
+
+/* T_DNS_RESP (take_dns_response) into the record. Answers whose names no
+ * longer fit in the pool are left out and dns_rr_cut says so. The bytes
+ * were written by this file, but every length is still checked. */
+static void unpack_dns(const uint8_t *v, size_t len, struct rec_ndpi *out)
+{
+    struct pool pl = {.r = out};
+    size_t o = 0;
+    if (len < 15)
+        return;
+    out->dns_resp_us = get_u32(v) | (uint64_t)get_u32(v + 4) << 32;
+    out->dns_resp_id = get_u16(v + 8);
+    out->dns_flags = get_u16(v + 10);
+    if (!out->dns_qtype)
+        out->dns_qtype = get_u16(v + 12);
+    uint8_t ql = v[14];
+    o = 15;
+    if (len - o < (size_t)ql + 2 || !pool_add(&pl, v + o, ql, &out->dns_qname_off))
+        return;
+    out->dns_qname_len = ql;
+    o += ql;
+    unsigned count = v[o];
+    out->dns_rr_cut = v[o + 1];
+    o += 2;
+    out->dns_parsed = 1;
+    for (unsigned i = 0; i < count && i < REC_DNS_ANSWERS; i++) {
+        struct rec_dns_rr *rr = &out->dns_rr[out->dns_rr_count];
+        if (len - o < 7)
+            return;
+        rr->type = get_u16(v + o);
+        rr->ttl = get_u32(v + o + 2);
+        o += 6;
+        uint8_t ol = v[o++];
+        if (len - o < (size_t)ol + 1)
+            return;
+        const uint8_t *owner = v + o;
+        o += ol;
+        uint8_t dl = v[o++];
+        if (len - o < dl)
+            return;
+        if (!pool_add(&pl, owner, ol, &rr->owner_off) || !pool_add(&pl, v + o, dl, &rr->data_off)) {
+            out->dns_rr_cut = 1;
+            return;
+        }
+        rr->owner_len = ol;
+        rr->data_len = dl;
+        o += dl;
+        out->dns_rr_count++;
+    }
 }
 
 #define COPY(field) copy_str(out->field, sizeof(out->field), v, len)
@@ -536,12 +793,35 @@ static void unpack_meta(const uint8_t *b, struct rec_ndpi *out)
         case T_SSH_SERVER: COPY(ssh_server); break;
         case T_SSH_HASSH_C: COPY(ssh_hassh_client); break;
         case T_SSH_HASSH_S: COPY(ssh_hassh_server); break;
+        case T_TLS_JA3C_STR: COPY(tls_ja3c_str); break;
+        case T_HTTP_CTYPE: COPY(http_content_type); break;
         case T_TLS_VERSION:
-            if (len == 2) {
-                uint8_t unknown = 0;
-                ndpi_ssl_version2str(out->tls_version, (int)sizeof(out->tls_version), get_u16(v),
-                                     &unknown);
+            if (len == 2)
+                out->tls_version = get_u16(v);
+            break;
+        case T_TLS_VALIDITY:
+            if (len == 8) {
+                out->tls_not_before = get_u32(v);
+                out->tls_not_after = get_u32(v + 4);
             }
+            break;
+        case T_HTTP_METHOD:
+            if (len == 1)
+                copy_name(out->http_method, sizeof(out->http_method),
+                          ndpi_http_method2str((ndpi_http_method)v[0]));
+            break;
+        case T_HTTP_VERSION:
+            if (len == 1)
+                out->http_version = v[0];
+            break;
+        case T_DNS_ID:
+            if (len == 2) {
+                out->dns_id = get_u16(v);
+                out->dns_has_id = 1;
+            }
+            break;
+        case T_DNS_RESP:
+            unpack_dns(v, len, out);
             break;
         case T_HTTP_STATUS:
             if (len == 2)
@@ -561,11 +841,6 @@ static void unpack_meta(const uint8_t *b, struct rec_ndpi *out)
                 out->dns_qtype = get_u16(v);
                 out->dns_rcode = v[2];
                 out->dns_is_response = v[3];
-                if (v[4] == 4 || v[4] == 6) {
-                    out->dns_answer_count = 1;
-                    out->dns_answer_family[0] = v[4];
-                    memcpy(out->dns_answers[0], v + 5, v[4] == 4 ? 4 : 16);
-                }
             }
             break;
         default:

@@ -29,6 +29,8 @@
 #include "policy-cfg.h"
 #include "policy-guard.h"
 
+#include "redis-eve-cfg.h"
+
 #define DAY 86400u
 
 /* ---- redis: keys of their own kind ------------------------------------------ */
@@ -158,6 +160,13 @@ const struct config_key config_keys[] = {
     {"redis.layout", CONFIG_CUSTOM, 0, 0, FIELD(redis.layout), parse_redis_layout},
     {"redis.wait_replicas", CONFIG_CUSTOM, 0, 0, FIELD(redis.wait_replicas), parse_redis_wait},
     {"redis.wait_timeout_ms", CONFIG_UINT, 1, 60000, FIELD(redis.wait_timeout_ms), NULL},
+
+    {"redis.streams", CONFIG_BOOL, 0, 1, FIELD(redis.streams), NULL},
+    {"redis.eve.mode", CONFIG_CUSTOM, 0, 0, FIELD(redis.eve.mode), redis_eve_parse_mode},
+    {"redis.eve.key", CONFIG_STRING, 0, 0, FIELD(redis.eve.key), NULL},
+    {"redis.eve.types", CONFIG_CUSTOM, 0, 0, FIELD(redis.eve.types), redis_eve_parse_types},
+    {"redis.eve.stream_maxlen", CONFIG_UINT, 0, 1000000000, FIELD(redis.eve.stream_maxlen), NULL},
+    {"redis.eve.stream_trim_exact", CONFIG_BOOL, 0, 1, FIELD(redis.eve.trim_exact), NULL},
     {"home_net", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_home_net},
     {"assets", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_assets},
     {"default_role", CONFIG_CUSTOM, 0, 0, FIELD(policy.spec), policy_parse_default_role},
@@ -222,6 +231,13 @@ int config_load(struct egr_config *cfg, const char *path, struct egr_err *err)
     int rc = config_load_table(path, config_keys, config_nkeys, &next, err);
     if (rc == EGR_OK)
         rc = policy_spec_resolve(next.policy.spec, path, err);
+    /* Keys that only mean something together (redis-eve.h). */
+    if (rc == EGR_OK && !next.redis.streams && next.redis.eve.mode == REDIS_EVE_OFF)
+        rc = egr_fail(err, EGR_EINVAL, "%s: redis.streams: false needs redis.eve.mode set: no record "
+                      "would be written to Redis", path);
+    if (rc == EGR_OK && next.redis.eve.mode != REDIS_EVE_OFF && !next.redis.eve.key[0])
+        rc = egr_fail(err, EGR_EINVAL, "%s: redis.eve.key: must not be empty with redis.eve.mode %s",
+                      path, redis_eve_mode_name(next.redis.eve.mode));
     /* Sections present but empty (`home_net: []`, as sensors/replay.yaml
      * shows them) configure no policy at all. */
     if (rc == EGR_OK && policy_spec_is_empty(next.policy.spec))

@@ -1,12 +1,17 @@
-/* eve.c - flow records and run totals as Suricata-EVE-style JSON objects
+/* eve.c - flow records, alerts and run totals as Suricata EVE JSON objects
  * (see include/egressd/eve.h; every field is described in
- * docs/eve-format.md).
+ * docs/eve-format.md, and docs/eve-schema.json is their JSON Schema).
  *
- * The top-level shape follows Suricata 7's `flow` event (timestamp,
- * flow_id, event_type, the 5-tuple, proto, app_proto, community_id, flow
- * {...}, tcp {...}), so pipelines built for Suricata take these events
- * unchanged. What Suricata does not have lives in extension fields (flow.
- * initiator, flow.interim, flow.seq, tunnel) and in the "ndpi" object.
+ * Where egressd knows what Suricata logs, it is written under Suricata 7's
+ * names, types and meanings: the common header (timestamp, flow_id,
+ * event_type, the 5-tuple, proto, app_proto, community_id), flow {...} and
+ * tcp {...} of a flow event, the tls/quic/http/ssh objects, dns events in
+ * Suricata's version-2 form, alert {...} with the alert's flow {...}. So
+ * pipelines built for Suricata (SIEM modules, passive DNS, JA3/SNI rules)
+ * read them unchanged. What Suricata does not have lives in extension
+ * fields, each listed in the documentation (network_direction, dest_name,
+ * asset, geo, flow.initiator/interim/seq, encapsulation, alert.alert_key
+ * and its counters) and in the "ndpi" object (what only nDPI knows).
  *
  * Every string that came off the wire (SNI, host, URL, user agent,
  * certificate names, DNS names, SSH banners) goes through the jbuf escaper;
@@ -223,8 +228,6 @@ static void kv_ip(struct jbuf *jb, const char *k, int family, const uint8_t *a)
             json_kv_strn((jb), (k), (field), n_);                                 \
     } while (0)
 
-#define FIELD_SET(field) ((field)[0] != '\0')
-
 static void write_tcp(struct jbuf *jb, const struct flow_record *r)
 {
     static const struct {
@@ -254,7 +257,10 @@ static void write_tcp(struct jbuf *jb, const struct flow_record *r)
     json_obj_close(jb);
 }
 
-static void write_tunnel(struct jbuf *jb, uint8_t tunnel)
+/* Where egressd decapsulated the flow. Not Suricata's "tunnel" object,
+ * which describes the outer flow by its addresses: egressd keeps only the
+ * kind of encapsulation. */
+static void write_encapsulation(struct jbuf *jb, uint8_t tunnel)
 {
     const char *type;
     int version = 0;
@@ -266,7 +272,7 @@ static void write_tunnel(struct jbuf *jb, uint8_t tunnel)
     case PKT_TUN_IPIP: type = "ipip"; break;
     default: type = "unknown"; break;
     }
-    json_kv_obj(jb, "tunnel");
+    json_kv_obj(jb, "encapsulation");
     json_kv_str(jb, "type", type);
     if (version)
         json_kv_u64(jb, "version", (uint64_t)version);
@@ -292,6 +298,206 @@ static void write_fingerprint(struct jbuf *jb, const char *hex, size_t n)
     json_kv_strn(jb, "fingerprint", out, o);
 }
 
+/* The session's version as Suricata names it in tls.version. */
+const char *eve_tls_version_name(uint16_t v, char *buf, size_t n)
+{
+    switch (v) {
+    case 0x0002:
+    case 0x0200: return "SSLv2";
+    case 0x0300: return "SSLv3";
+    case 0x0301: return "TLSv1";
+    case 0x0302: return "TLS 1.1";
+    case 0x0303: return "TLS 1.2";
+    case 0x0304: return "TLS 1.3";
+    default: break;
+    }
+    if ((v & 0xff00) == 0x7f00) /* TLS 1.3 drafts */
+        snprintf(buf, n, "TLS 1.3 draft-%u", (unsigned)(v & 0xff));
+    else
+        snprintf(buf, n, "0x%04x", (unsigned)v);
+    return buf;
+}
+
+/* Certificate validity as Suricata writes tls.notbefore/notafter:
+ * "2024-01-31T12:00:00", UTC, no zone. */
+static void kv_cert_time(struct jbuf *jb, const char *k, uint32_t t)
+{
+    struct tm tm;
+    time_t s = (time_t)t;
+    char out[64];
+    if (!gmtime_r(&s, &tm))
+        return;
+    snprintf(out, sizeof(out), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    json_kv_str(jb, k, out);
+}
+
+#define FIELD_SET(field) ((field)[0] != '\0')
+
+static void write_tls(struct jbuf *jb, const struct rec_ndpi *n)
+{
+    char vb[24];
+    json_kv_obj(jb, "tls");
+    KV_FIELD(jb, "subject", n->tls_subject);
+    KV_FIELD(jb, "issuerdn", n->tls_issuer);
+    size_t fl = strnlen(n->tls_sha1, sizeof(n->tls_sha1));
+    if (fl)
+        write_fingerprint(jb, n->tls_sha1, fl);
+    KV_FIELD(jb, "sni", n->tls_sni);
+    if (n->tls_version)
+        json_kv_str(jb, "version", eve_tls_version_name(n->tls_version, vb, sizeof(vb)));
+    if (n->tls_not_before)
+        kv_cert_time(jb, "notbefore", n->tls_not_before);
+    if (n->tls_not_after)
+        kv_cert_time(jb, "notafter", n->tls_not_after);
+    if (FIELD_SET(n->tls_ja3c)) {
+        json_kv_obj(jb, "ja3");
+        KV_FIELD(jb, "hash", n->tls_ja3c);
+        KV_FIELD(jb, "string", n->tls_ja3c_str);
+        json_obj_close(jb);
+    }
+    if (FIELD_SET(n->tls_ja3s)) {
+        json_kv_obj(jb, "ja3s");
+        KV_FIELD(jb, "hash", n->tls_ja3s);
+        json_obj_close(jb);
+    }
+    json_obj_close(jb);
+}
+
+/* QUIC: Suricata's quic object (the SNI, JA3 and user agent of the
+ * ClientHello nDPI decrypted). */
+static void write_quic(struct jbuf *jb, const struct rec_ndpi *n)
+{
+    json_kv_obj(jb, "quic");
+    KV_FIELD(jb, "sni", n->tls_sni);
+    KV_FIELD(jb, "ua", n->http_ua);
+    if (FIELD_SET(n->tls_ja3c)) {
+        json_kv_obj(jb, "ja3");
+        KV_FIELD(jb, "hash", n->tls_ja3c);
+        json_obj_close(jb);
+    }
+    json_obj_close(jb);
+}
+
+/* The port of a Host header ("example.com:8080", "[::1]:8080"); 0 if none. */
+static unsigned host_port(const char *h, size_t n)
+{
+    size_t i = n;
+    while (i > 0 && h[i - 1] >= '0' && h[i - 1] <= '9')
+        i--;
+    if (i == n || i == 0 || h[i - 1] != ':' || n - i > 5)
+        return 0;
+    /* A bare IPv6 literal has more colons and no brackets: no port. */
+    if (h[0] != '[' && memchr(h, ':', i - 1))
+        return 0;
+    unsigned v = 0;
+    for (size_t k = i; k < n; k++)
+        v = v * 10 + (unsigned)(h[k] - '0');
+    return v > 0 && v <= 65535 ? v : 0;
+}
+
+static void write_http(struct jbuf *jb, const struct rec_ndpi *n)
+{
+    json_kv_obj(jb, "http");
+    size_t hl = strnlen(n->http_host, sizeof(n->http_host));
+    if (hl) {
+        json_kv_strn(jb, "hostname", n->http_host, hl);
+        unsigned port = host_port(n->http_host, hl);
+        if (port)
+            json_kv_u64(jb, "http_port", port);
+    }
+    KV_FIELD(jb, "url", n->http_url);
+    KV_FIELD(jb, "http_user_agent", n->http_ua);
+    KV_FIELD(jb, "http_content_type", n->http_content_type);
+    KV_FIELD(jb, "http_method", n->http_method);
+    if (n->http_version == 10 || n->http_version == 11)
+        json_kv_str(jb, "protocol", n->http_version == 11 ? "HTTP/1.1" : "HTTP/1.0");
+    if (n->http_status)
+        json_kv_u64(jb, "status", n->http_status);
+    json_obj_close(jb);
+}
+
+/* "SSH-2.0-OpenSSH_8.9p1 Ubuntu-3" -> proto_version "2.0", software_version
+ * "OpenSSH_8.9p1" (the comment after the space is not part of it, as in
+ * Suricata). A banner without the "SSH-" form is the software version. */
+static void write_ssh_side(struct jbuf *jb, const char *k, const char *banner, size_t bl,
+                           const char *hassh)
+{
+    json_kv_obj(jb, k);
+    if (bl) {
+        const char *sw = banner;
+        size_t swl = bl;
+        if (bl > 4 && memcmp(banner, "SSH-", 4) == 0) {
+            const char *dash = memchr(banner + 4, '-', bl - 4);
+            if (dash) {
+                json_kv_strn(jb, "proto_version", banner + 4, (size_t)(dash - banner - 4));
+                sw = dash + 1;
+                swl = bl - (size_t)(sw - banner);
+            }
+        }
+        const char *sp = memchr(sw, ' ', swl);
+        if (sp)
+            swl = (size_t)(sp - sw);
+        if (swl)
+            json_kv_strn(jb, "software_version", sw, swl);
+    }
+    if (hassh[0]) {
+        /* nDPI writes the MD5 in upper case; Suricata in lower case. */
+        char h[33];
+        size_t hl = strnlen(hassh, 32);
+        for (size_t i = 0; i < hl; i++)
+            h[i] = hassh[i] >= 'A' && hassh[i] <= 'F' ? (char)(hassh[i] | 0x20) : hassh[i];
+        json_kv_obj(jb, "hassh");
+        json_kv_strn(jb, "hash", h, hl);
+        json_obj_close(jb);
+    }
+    json_obj_close(jb);
+}
+
+static void write_ssh(struct jbuf *jb, const struct rec_ndpi *n)
+{
+    json_kv_obj(jb, "ssh");
+    if (FIELD_SET(n->ssh_client) || FIELD_SET(n->ssh_hassh_client))
+        write_ssh_side(jb, "client", n->ssh_client, strnlen(n->ssh_client, sizeof(n->ssh_client)),
+                       n->ssh_hassh_client);
+    if (FIELD_SET(n->ssh_server) || FIELD_SET(n->ssh_hassh_server))
+        write_ssh_side(jb, "server", n->ssh_server, strnlen(n->ssh_server, sizeof(n->ssh_server)),
+                       n->ssh_hassh_server);
+    json_obj_close(jb);
+}
+
+static int has_tls(const struct rec_ndpi *n)
+{
+    return FIELD_SET(n->tls_sni) || n->tls_version || FIELD_SET(n->tls_ja3c) ||
+           FIELD_SET(n->tls_ja3s) || FIELD_SET(n->tls_issuer) || FIELD_SET(n->tls_subject) ||
+           FIELD_SET(n->tls_sha1);
+}
+
+static int has_http(const struct rec_ndpi *n)
+{
+    return FIELD_SET(n->http_host) || FIELD_SET(n->http_ua) || FIELD_SET(n->http_url) ||
+           FIELD_SET(n->http_method) || n->http_status;
+}
+
+/* The application-layer objects Suricata writes under the same names
+ * (tls, quic, http, ssh), from what nDPI found. DNS has events of its
+ * own (eve_format_dns). */
+static void write_app(struct jbuf *jb, const struct flow_record *r, const char *app_proto)
+{
+    const struct rec_ndpi *n = &r->ndpi;
+    int quic = strcmp(app_proto, "quic") == 0;
+    if (quic && (FIELD_SET(n->tls_sni) || FIELD_SET(n->http_ua) || FIELD_SET(n->tls_ja3c)))
+        write_quic(jb, n);
+    else if (!quic && has_tls(n))
+        write_tls(jb, n);
+    if (!quic && has_http(n))
+        write_http(jb, n);
+    if (FIELD_SET(n->ssh_client) || FIELD_SET(n->ssh_server) || FIELD_SET(n->ssh_hassh_client) ||
+        FIELD_SET(n->ssh_hassh_server))
+        write_ssh(jb, n);
+}
+
+/* What only nDPI knows (extension). */
 static void write_ndpi(struct jbuf *jb, const struct rec_ndpi *n)
 {
     json_kv_obj(jb, "ndpi");
@@ -318,67 +524,9 @@ static void write_ndpi(struct jbuf *jb, const struct rec_ndpi *n)
         }
         json_arr_close(jb);
     }
-
-    if (FIELD_SET(n->tls_sni) || FIELD_SET(n->tls_version) || FIELD_SET(n->tls_alpn) ||
-        FIELD_SET(n->tls_ja3c) || FIELD_SET(n->tls_ja3s) || FIELD_SET(n->tls_issuer) ||
-        FIELD_SET(n->tls_subject) || FIELD_SET(n->tls_sha1)) {
-        json_kv_obj(jb, "tls");
-        KV_FIELD(jb, "sni", n->tls_sni);
-        KV_FIELD(jb, "version", n->tls_version);
+    /* Suricata 7 does not log ALPN (8 has tls.client_alpns). */
+    if (FIELD_SET(n->tls_alpn))
         KV_FIELD(jb, "alpn", n->tls_alpn);
-        KV_FIELD(jb, "ja3c", n->tls_ja3c);
-        KV_FIELD(jb, "ja3s", n->tls_ja3s);
-        KV_FIELD(jb, "issuer", n->tls_issuer);
-        KV_FIELD(jb, "subject", n->tls_subject);
-        size_t fl = strnlen(n->tls_sha1, sizeof(n->tls_sha1));
-        if (fl)
-            write_fingerprint(jb, n->tls_sha1, fl);
-        json_obj_close(jb);
-    }
-
-    if (FIELD_SET(n->http_host) || FIELD_SET(n->http_ua) || FIELD_SET(n->http_url) ||
-        n->http_status) {
-        json_kv_obj(jb, "http");
-        KV_FIELD(jb, "host", n->http_host);
-        KV_FIELD(jb, "user_agent", n->http_ua);
-        KV_FIELD(jb, "url", n->http_url);
-        if (n->http_status)
-            json_kv_u64(jb, "status", n->http_status);
-        json_obj_close(jb);
-    }
-
-    if (FIELD_SET(n->dns_query) || n->dns_answer_count) {
-        json_kv_obj(jb, "dns");
-        KV_FIELD(jb, "query", n->dns_query);
-        if (n->dns_qtype)
-            json_kv_u64(jb, "qtype", n->dns_qtype);
-        if (n->dns_is_response)
-            json_kv_u64(jb, "rcode", n->dns_rcode);
-        unsigned cnt = n->dns_answer_count;
-        if (cnt > REC_DNS_ANSWERS)
-            cnt = REC_DNS_ANSWERS;
-        if (cnt) {
-            json_kv_arr(jb, "answers");
-            for (unsigned i = 0; i < cnt; i++) {
-                char t[INET6_ADDRSTRLEN];
-                int af = n->dns_answer_family[i] == 6 ? AF_INET6 : AF_INET;
-                if (inet_ntop(af, n->dns_answers[i], t, sizeof(t)))
-                    json_str(jb, t);
-            }
-            json_arr_close(jb);
-        }
-        json_obj_close(jb);
-    }
-
-    if (FIELD_SET(n->ssh_client) || FIELD_SET(n->ssh_server) ||
-        FIELD_SET(n->ssh_hassh_client) || FIELD_SET(n->ssh_hassh_server)) {
-        json_kv_obj(jb, "ssh");
-        KV_FIELD(jb, "client", n->ssh_client);
-        KV_FIELD(jb, "server", n->ssh_server);
-        KV_FIELD(jb, "hassh_client", n->ssh_hassh_client);
-        KV_FIELD(jb, "hassh_server", n->ssh_hassh_server);
-        json_obj_close(jb);
-    }
     json_obj_close(jb);
 }
 
@@ -409,18 +557,14 @@ static const char *app_proto_for(const struct flow_record *r)
     return ap;
 }
 
-/* The members every event about a flow starts with (EVE's common header):
- * time, flow_id, event_type, vlan, addresses, ports, protocol, app_proto,
- * community_id, then egressd's enrichment. */
-static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64_t ts_us,
-                            const char *event_type)
+/* The 5-tuple of an event, the flow's initiator first unless `reverse`
+ * (a DNS answer is written from the server's side, as Suricata does). */
+static void write_tuple(struct jbuf *jb, const struct flow_record *r, int reverse)
 {
     char pbuf[8];
     int fam = r->family == 6 ? 6 : 4;
-
-    kv_time(jb, "timestamp", ts_us);
-    json_kv_u64(jb, "flow_id", r->flow_id);
-    json_kv_str(jb, "event_type", event_type);
+    const uint8_t *sip = reverse ? r->dst_ip : r->src_ip, *dip = reverse ? r->src_ip : r->dst_ip;
+    uint16_t sp = reverse ? r->dst_port : r->src_port, dp = reverse ? r->src_port : r->dst_port;
     if (r->vlan_count) {
         unsigned nv = r->vlan_count > 2 ? 2 : r->vlan_count;
         json_kv_arr(jb, "vlan");
@@ -428,12 +572,12 @@ static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64
             json_u64(jb, r->vlan[i]);
         json_arr_close(jb);
     }
-    kv_ip(jb, "src_ip", fam, r->src_ip);
+    kv_ip(jb, "src_ip", fam, sip);
     if (proto_has_ports(r->proto))
-        json_kv_u64(jb, "src_port", r->src_port);
-    kv_ip(jb, "dest_ip", fam, r->dst_ip);
+        json_kv_u64(jb, "src_port", sp);
+    kv_ip(jb, "dest_ip", fam, dip);
     if (proto_has_ports(r->proto))
-        json_kv_u64(jb, "dest_port", r->dst_port);
+        json_kv_u64(jb, "dest_port", dp);
     json_kv_str(jb, "proto", eve_proto_name(r->proto, pbuf, sizeof(pbuf)));
     if (proto_needs_number(r->proto))
         json_kv_u64(jb, "proto_number", r->proto);
@@ -441,12 +585,14 @@ static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64
         json_kv_u64(jb, "icmp_type", r->src_port);
         json_kv_u64(jb, "icmp_code", r->dst_port);
     }
-    json_kv_str(jb, "app_proto", app_proto_for(r));
-    KV_FIELD(jb, "community_id", r->community_id);
+}
 
-    const struct rec_enrich *e = &r->enrich;
+/* egressd's enrichment (extensions): locality, destination name, asset,
+ * GeoIP/ASN of the remote end. */
+static void write_enrich(struct jbuf *jb, const struct rec_enrich *e)
+{
     if (e->direction != DIR_UNKNOWN)
-        json_kv_str(jb, "direction", rec_direction_name(e->direction));
+        json_kv_str(jb, "network_direction", rec_direction_name(e->direction));
     if (e->dest_name[0]) {
         KV_FIELD(jb, "dest_name", e->dest_name);
         json_kv_str(jb, "dest_name_source", rec_name_src_name(e->dest_name_src));
@@ -476,7 +622,7 @@ static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64
 static void write_verdict(struct jbuf *jb, const struct flow_record *r)
 {
     static const char hex[] = "0123456789abcdef";
-    json_kv_obj(jb, "verdict");
+    json_kv_obj(jb, "decision");
     kv_time(jb, "alerted_at", r->verdict_us);
     json_kv_str(jb, "by", verdict_stage_name(r->verdict_by));
     json_kv_arr(jb, "alert_keys");
@@ -491,6 +637,21 @@ static void write_verdict(struct jbuf *jb, const struct flow_record *r)
     }
     json_arr_close(jb);
     json_obj_close(jb);
+}
+
+/* The members every event about a flow starts with (EVE's common header):
+ * time, flow_id, event_type, vlan, addresses, ports, protocol, app_proto,
+ * community_id, then egressd's enrichment. */
+static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64_t ts_us,
+                            const char *event_type)
+{
+    kv_time(jb, "timestamp", ts_us);
+    json_kv_u64(jb, "flow_id", r->flow_id);
+    json_kv_str(jb, "event_type", event_type);
+    write_tuple(jb, r, 0);
+    json_kv_str(jb, "app_proto", app_proto_for(r));
+    KV_FIELD(jb, "community_id", r->community_id);
+    write_enrich(jb, &r->enrich);
 }
 
 void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
@@ -519,13 +680,195 @@ void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
     if (r->proto == 6)
         write_tcp(jb, r);
     if (r->tunnel != PKT_TUN_NONE)
-        write_tunnel(jb, r->tunnel);
-    if (r->ndpi.proto[0])
+        write_encapsulation(jb, r->tunnel);
+    if (r->ndpi.proto[0]) {
+        write_app(jb, r, app_proto_for(r));
         write_ndpi(jb, &r->ndpi);
+    }
     if (r->nalert_keys)
         write_verdict(jb, r);
     json_obj_close(jb);
 }
+
+/* ---- dns events ------------------------------------------------------------ */
+
+/* Type names as Suricata writes rrtype (the IANA mnemonics); others as
+ * the number in decimal. */
+static const struct {
+    uint16_t type;
+    const char *name;
+} rr_types[] = {
+    {1, "A"},       {2, "NS"},      {5, "CNAME"},   {6, "SOA"},    {12, "PTR"},   {13, "HINFO"},
+    {15, "MX"},     {16, "TXT"},    {17, "RP"},     {18, "AFSDB"}, {24, "SIG"},   {25, "KEY"},
+    {28, "AAAA"},   {29, "LOC"},    {33, "SRV"},    {35, "NAPTR"}, {36, "KX"},    {37, "CERT"},
+    {39, "DNAME"},  {41, "OPT"},    {42, "APL"},    {43, "DS"},    {44, "SSHFP"}, {45, "IPSECKEY"},
+    {46, "RRSIG"},  {47, "NSEC"},   {48, "DNSKEY"}, {49, "DHCID"}, {50, "NSEC3"}, {51, "NSEC3PARAM"},
+    {52, "TLSA"},   {55, "HIP"},    {59, "CDS"},    {60, "CDNSKEY"}, {61, "OPENPGPKEY"},
+    {64, "SVCB"},   {65, "HTTPS"},  {99, "SPF"},    {249, "TKEY"}, {250, "TSIG"}, {251, "IXFR"},
+    {252, "AXFR"},  {255, "ANY"},   {256, "URI"},   {257, "CAA"},  {32768, "TA"}, {32769, "DLV"},
+};
+
+const char *eve_dns_rrtype_name(uint16_t type, char *buf, size_t n)
+{
+    for (size_t i = 0; i < EGR_ARRAY_LEN(rr_types); i++)
+        if (rr_types[i].type == type)
+            return rr_types[i].name;
+    snprintf(buf, n, "%u", (unsigned)type);
+    return buf;
+}
+
+const char *eve_dns_rcode_name(unsigned rcode, char *buf, size_t n)
+{
+    static const char *const names[] = {"NOERROR", "FORMERR",  "SERVFAIL", "NXDOMAIN",
+                                        "NOTIMP",  "REFUSED",  "YXDOMAIN", "YXRRSET",
+                                        "NXRRSET", "NOTAUTH",  "NOTZONE"};
+    if (rcode < EGR_ARRAY_LEN(names))
+        return names[rcode];
+    snprintf(buf, n, "%u", rcode);
+    return buf;
+}
+
+/* Which dns events a record has: a query when one was seen, an answer
+ * when a response was parsed. Only the first record of a flow carries
+ * them (an interim record's later records would repeat them). */
+#define DNS_EV_QUERY 1u
+#define DNS_EV_ANSWER 2u
+
+static unsigned dns_events(const struct flow_record *r)
+{
+    const struct rec_ndpi *n = &r->ndpi;
+    if (r->seq != 0 || strcmp(app_proto_for(r), "dns") != 0)
+        return 0;
+    unsigned ev = 0;
+    if (n->dns_has_id && n->dns_query[0])
+        ev |= DNS_EV_QUERY;
+    if (n->dns_parsed)
+        ev |= DNS_EV_ANSWER;
+    return ev;
+}
+
+static void write_dns_head(struct jbuf *jb, const struct flow_record *r, uint64_t ts_us,
+                           int reverse)
+{
+    json_obj_open(jb);
+    kv_time(jb, "timestamp", ts_us);
+    json_kv_u64(jb, "flow_id", r->flow_id);
+    json_kv_str(jb, "event_type", "dns");
+    write_tuple(jb, r, reverse);
+    KV_FIELD(jb, "community_id", r->community_id);
+    write_enrich(jb, &r->enrich);
+}
+
+static void write_dns_query(struct jbuf *jb, const struct flow_record *r)
+{
+    const struct rec_ndpi *n = &r->ndpi;
+    char tb[8];
+    write_dns_head(jb, r, r->first_us, 0);
+    json_kv_obj(jb, "dns");
+    json_kv_u64(jb, "version", 2);
+    json_kv_str(jb, "type", "query");
+    json_kv_u64(jb, "id", n->dns_id);
+    KV_FIELD(jb, "rrname", n->dns_query);
+    json_kv_str(jb, "rrtype", eve_dns_rrtype_name(n->dns_qtype, tb, sizeof(tb)));
+    json_kv_u64(jb, "tx_id", 0);
+    json_kv_u64(jb, "opcode", 0);
+    json_obj_close(jb);
+    json_obj_close(jb);
+}
+
+static void rr_data(struct jbuf *jb, const struct rec_ndpi *n, const struct rec_dns_rr *rr)
+{
+    const char *d = n->dns_pool + rr->data_off;
+    if (rr->type == 1 || rr->type == 28) {
+        char t[INET6_ADDRSTRLEN];
+        eve_format_ip(rr->type == 28 ? 6 : 4, (const uint8_t *)d, t, sizeof(t));
+        json_str(jb, t);
+    } else {
+        json_strn(jb, d, rr->data_len);
+    }
+}
+
+static void write_dns_answer(struct jbuf *jb, const struct flow_record *r)
+{
+    const struct rec_ndpi *n = &r->ndpi;
+    char tb[8], rb[8], fb[8];
+    write_dns_head(jb, r, n->dns_resp_us ? n->dns_resp_us : r->last_us, 1);
+    json_kv_obj(jb, "dns");
+    json_kv_u64(jb, "version", 2);
+    json_kv_str(jb, "type", "answer");
+    json_kv_u64(jb, "id", n->dns_resp_id);
+    snprintf(fb, sizeof(fb), "%x", (unsigned)n->dns_flags);
+    json_kv_str(jb, "flags", fb);
+    json_kv_bool(jb, "qr", 1);
+    if (n->dns_flags & 0x0400)
+        json_kv_bool(jb, "aa", 1);
+    if (n->dns_flags & 0x0100)
+        json_kv_bool(jb, "rd", 1);
+    if (n->dns_flags & 0x0080)
+        json_kv_bool(jb, "ra", 1);
+    json_kv_u64(jb, "opcode", (n->dns_flags >> 11) & 0x0f);
+    if (n->dns_qname_len)
+        json_kv_strn(jb, "rrname", n->dns_pool + n->dns_qname_off, n->dns_qname_len);
+    else
+        KV_FIELD(jb, "rrname", n->dns_query);
+    json_kv_str(jb, "rrtype", eve_dns_rrtype_name(n->dns_qtype, tb, sizeof(tb)));
+    json_kv_str(jb, "rcode", eve_dns_rcode_name(n->dns_flags & 0x0f, rb, sizeof(rb)));
+    if (n->dns_rr_count) {
+        unsigned cnt = n->dns_rr_count > REC_DNS_ANSWERS ? REC_DNS_ANSWERS : n->dns_rr_count;
+        json_kv_arr(jb, "answers");
+        for (unsigned i = 0; i < cnt; i++) {
+            const struct rec_dns_rr *rr = &n->dns_rr[i];
+            json_obj_open(jb);
+            json_kv_strn(jb, "rrname", n->dns_pool + rr->owner_off, rr->owner_len);
+            json_kv_str(jb, "rrtype", eve_dns_rrtype_name(rr->type, tb, sizeof(tb)));
+            json_kv_u64(jb, "ttl", rr->ttl);
+            json_key(jb, "rdata");
+            rr_data(jb, n, rr);
+            json_obj_close(jb);
+        }
+        json_arr_close(jb);
+        /* Suricata's "grouped" form: the rdata per type. */
+        json_kv_obj(jb, "grouped");
+        static const uint16_t order[] = {1, 28, 5};
+        for (size_t t = 0; t < EGR_ARRAY_LEN(order); t++) {
+            int open = 0;
+            for (unsigned i = 0; i < cnt; i++) {
+                if (n->dns_rr[i].type != order[t])
+                    continue;
+                if (!open)
+                    json_kv_arr(jb, eve_dns_rrtype_name(order[t], tb, sizeof(tb)));
+                open = 1;
+                rr_data(jb, n, &n->dns_rr[i]);
+            }
+            if (open)
+                json_arr_close(jb);
+        }
+        json_obj_close(jb);
+    }
+    json_obj_close(jb);
+    json_obj_close(jb);
+}
+
+unsigned eve_record_events(const struct flow_record *r)
+{
+    return 1 + (unsigned)__builtin_popcount(dns_events(r));
+}
+
+void eve_format_record_event(struct jbuf *jb, const struct flow_record *r, unsigned i)
+{
+    unsigned ev = dns_events(r);
+    if ((ev & DNS_EV_QUERY) && i-- == 0) {
+        write_dns_query(jb, r);
+        return;
+    }
+    if ((ev & DNS_EV_ANSWER) && i-- == 0) {
+        write_dns_answer(jb, r);
+        return;
+    }
+    eve_format_flow(jb, r);
+}
+
+/* ---- alert events ---------------------------------------------------------- */
 
 /* Signature ids of egressd's alert kinds, in a private range so they never
  * collide with Suricata rule sids in a shared SIEM index. */
@@ -555,7 +898,26 @@ void eve_format_alert(struct jbuf *jb, const struct alert_record *a)
     if (a->intel_list[0])
         KV_FIELD(jb, alert_list_field(a->kind), a->intel_list);
     json_obj_close(jb);
+
+    /* Suricata's flow sub-object of an alert: the flow so far, and its
+     * original direction (the initiator is always src here). */
+    int fam = r->family == 6 ? 6 : 4;
+    json_kv_obj(jb, "flow");
+    json_kv_u64(jb, "pkts_toserver", r->pkts_toserver);
+    json_kv_u64(jb, "pkts_toclient", r->pkts_toclient);
+    json_kv_u64(jb, "bytes_toserver", r->bytes_toserver);
+    json_kv_u64(jb, "bytes_toclient", r->bytes_toclient);
+    kv_time(jb, "start", r->first_us);
+    kv_ip(jb, "src_ip", fam, r->src_ip);
+    kv_ip(jb, "dest_ip", fam, r->dst_ip);
+    if (proto_has_ports(r->proto)) {
+        json_kv_u64(jb, "src_port", r->src_port);
+        json_kv_u64(jb, "dest_port", r->dst_port);
+    }
+    json_obj_close(jb);
+
     if (r->ndpi.proto[0]) {
+        write_app(jb, r, app_proto_for(r));
         json_kv_obj(jb, "ndpi");
         KV_FIELD(jb, "proto", r->ndpi.proto);
         json_obj_close(jb);
@@ -582,6 +944,9 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
     json_obj_close(jb);
 
     json_kv_obj(jb, "decoder");
+    /* Suricata's names for the totals, then egressd's counters. */
+    json_kv_u64(jb, "pkts", st->packets);
+    json_kv_u64(jb, "bytes", st->bytes);
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++) {
         const char *name = decode_counter_name(i);
         if (name)
@@ -590,6 +955,7 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
     json_obj_close(jb);
 
     json_kv_obj(jb, "flow");
+    json_kv_u64(jb, "total", st->flow.flows_created); /* Suricata's name */
     json_kv_u64(jb, "created", st->flow.flows_created);
     json_kv_u64(jb, "active", st->flow.active);
     json_kv_u64(jb, "active_max", st->flow.active_max);

@@ -18,6 +18,15 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <hiredis/hiredis.h>
+#include <pcap/pcap.h>
+
+#include "egressd/classify.h"
+
+#ifndef EGRESSD_VERSION
+#define EGRESSD_VERSION "unknown"
+#endif
+
 struct metrics {
     struct evhttp *http;
     metrics_view_fn fn;
@@ -52,6 +61,24 @@ static void worker_sample(struct evbuffer *b, const char *name, const struct met
     put_label_value(b, v->iface[i]);
     evbuffer_add_printf(b, "\",worker=\"%zu\"%s%s} %" PRIu64 "\n", i, extra ? "," : "",
                         extra ? extra : "", value);
+}
+
+/* Prometheus' build_info convention: value 1, what was built in labels
+ * (the libraries as loaded at run time where they can say so). */
+static void write_build_info(struct evbuffer *b)
+{
+    family(b, "egressd_build_info", "gauge",
+           "Always 1; the labels say which egressd and libraries are running.");
+    evbuffer_add_printf(b, "egressd_build_info{version=\"");
+    put_label_value(b, EGRESSD_VERSION);
+    evbuffer_add_printf(b, "\",ndpi=\"");
+    put_label_value(b, classify_ndpi_version());
+    evbuffer_add_printf(b, "\",libpcap=\"");
+    put_label_value(b, pcap_lib_version());
+    evbuffer_add_printf(b, "\",libevent=\"");
+    put_label_value(b, event_get_version());
+    evbuffer_add_printf(b, "\",hiredis=\"%d.%d.%d\"} 1\n", HIREDIS_MAJOR, HIREDIS_MINOR,
+                        HIREDIS_PATCH);
 }
 
 void metrics_render(struct evbuffer *b, const struct metrics_view *v)
@@ -138,6 +165,7 @@ void metrics_render(struct evbuffer *b, const struct metrics_view *v)
     }
     family(b, "egressd_up", "gauge", "1 while every worker is capturing.");
     evbuffer_add_printf(b, "egressd_up %d\n", v->healthy ? 1 : 0);
+    write_build_info(b);
 }
 
 /* Both endpoints answer from a fresh view: /metrics the exposition format,

@@ -189,6 +189,8 @@ struct sink_redis {
     uint64_t spool_lost_seen;
 
     struct rcmd_buf rb, hb_rb;
+    struct rcmd_buf stats_rb;  /* the control thread's: EVE stats events */
+    struct jbuf stats_jb;
     struct jbuf jb;
     char *resp;              /* one command in the protocol's own format */
     size_t resp_cap;
@@ -233,6 +235,12 @@ void rs_set_error(struct sink_redis *s, const char *msg);
 /* Caller's side, under mx. */
 void rs_inbox_push(struct sink_redis *s, struct rrec *r);
 void rs_wake(struct sink_redis *s);
+/* The commands of a flow record / an alert, as redis.streams and redis.eve
+ * ask (a record may end up with none: b->ncmd == 0). */
+void rs_format_flow(const struct sink_redis *s, const struct flow_record *rec, struct jbuf *jb,
+                    struct rcmd_buf *b);
+void rs_format_alert(const struct sink_redis *s, const struct alert_record *a, struct jbuf *jb,
+                     struct rcmd_buf *b);
 
 /* ---- redis-writer.c ---- */
 

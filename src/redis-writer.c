@@ -170,7 +170,9 @@ int rs_write_flow(void *wp, const struct flow_record *rec)
         r->len = sizeof(*rec);
         memcpy(r->data, rec, sizeof(*rec));
     } else {
-        redis_schema_flow(&s->schema, rec, &w->rb);
+        rs_format_flow(s, rec, &w->jb, &w->rb);
+        if (rcmd_ok(&w->rb) && w->rb.ncmd == 0)
+            return EGR_OK; /* nothing of it goes to Redis (redis.streams off, its EVE types not chosen) */
         r = rcmd_ok(&w->rb) ? rs_rrec_new(w->rb.buf, (uint32_t)w->rb.len) : NULL;
     }
     if (!r) {
@@ -187,7 +189,9 @@ int rs_write_flow(void *wp, const struct flow_record *rec)
 int rs_write_alert(void *wp, const struct alert_record *a)
 {
     struct rs_writer *w = wp;
-    redis_schema_alert(&w->s->schema, a, &w->jb, &w->rb);
+    rs_format_alert(w->s, a, &w->jb, &w->rb);
+    if (rcmd_ok(&w->rb) && w->rb.ncmd == 0)
+        return EGR_OK;
     struct rrec *r = rcmd_ok(&w->rb) ? rs_rrec_new(w->rb.buf, (uint32_t)w->rb.len) : NULL;
     if (!r) {
         pthread_mutex_lock(&w->s->mx);

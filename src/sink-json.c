@@ -135,12 +135,19 @@ static int sj_writer_line(struct sj_writer *w)
     return EGR_OK;
 }
 
+/* A record's events (its dns events, then the flow event), one line each. */
 static int sj_write_flow(void *wp, const struct flow_record *rec)
 {
     struct sj_writer *w = wp;
-    jbuf_reset(&w->one);
-    eve_format_flow(&w->one, rec);
-    return sj_writer_line(w);
+    unsigned n = eve_record_events(rec);
+    for (unsigned i = 0; i < n; i++) {
+        jbuf_reset(&w->one);
+        eve_format_record_event(&w->one, rec, i);
+        int rc = sj_writer_line(w);
+        if (rc != EGR_OK)
+            return rc;
+    }
+    return EGR_OK;
 }
 
 static int sj_write_alert(void *wp, const struct alert_record *a)

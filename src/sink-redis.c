@@ -97,6 +97,33 @@ void sink_redis_config_defaults(struct sink_redis_config *c)
     c->layout = REDIS_LAYOUT_AUTO;
     c->wait_replicas = REDIS_WAIT_AUTO;
     c->wait_timeout_ms = 1000;
+    c->streams = 1;
+    redis_eve_config_defaults(&c->eve);
+}
+
+/* The commands of a flow record: its flat stream entry (unless
+ * redis.streams is off), then its EVE events (redis.eve). The record may
+ * end up with no command at all. */
+void rs_format_flow(const struct sink_redis *s, const struct flow_record *rec, struct jbuf *jb,
+                    struct rcmd_buf *b)
+{
+    if (s->cfg.streams)
+        redis_schema_flow(&s->schema, rec, b);
+    else
+        rcmd_reset(b, RCMD_FLOW);
+    redis_eve_flow(&s->cfg.eve, rec, jb, b);
+}
+
+/* The commands of an alert: its flat stream entry and live PUBLISH
+ * (unless redis.streams is off), then its EVE event. */
+void rs_format_alert(const struct sink_redis *s, const struct alert_record *a, struct jbuf *jb,
+                     struct rcmd_buf *b)
+{
+    if (s->cfg.streams)
+        redis_schema_alert(&s->schema, a, jb, b);
+    else
+        rcmd_reset(b, RCMD_ALERT);
+    redis_eve_alert(&s->cfg.eve, a, jb, b);
 }
 
 /* One line through the callback, at most LOG_BURST per window: a flapping
@@ -245,10 +272,13 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
             /* Formatted here, on the I/O thread (its aggregates were summed
              * by the writer that made it). */
             const struct flow_record *rec = (const struct flow_record *)(const void *)r->data;
-            redis_schema_flow(&s->schema, rec, &s->rb);
-            struct rrec *f = rcmd_ok(&s->rb) ? rs_rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
+            rs_format_flow(s, rec, &s->jb, &s->rb);
+            int none = rcmd_ok(&s->rb) && s->rb.ncmd == 0;
+            struct rrec *f = rcmd_ok(&s->rb) && !none ? rs_rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
             free(r);
-            if (f) {
+            if (none) {
+                /* nothing to send */
+            } else if (f) {
                 rs_enqueue(s, f);
             } else {
                 s->st.records++;
@@ -297,7 +327,9 @@ static void *io_main(void *arg)
     /* The last heartbeat: send what waits and give the replies a moment. */
     rs_send_some(s);
     uint64_t until = egr_mono_us() + FINAL_FLUSH_MS * 1000u;
-    while (rs_usable(s) && s->inflight_plain > 0 && egr_mono_us() < until)
+    /* Records handed over after the drain (the final stats event, when
+     * redis.eve sends stats) are waited for too. */
+    while (rs_usable(s) && (s->inflight_plain > 0 || s->inflight > 0) && egr_mono_us() < until)
         event_base_loop(s->base, EVLOOP_ONCE);
     return NULL;
 }
@@ -319,7 +351,19 @@ static int sr_stats(void *self, const struct run_stats *st)
 {
     struct sink_redis *s = self;
     sink_redis_progress(s, st);
+    rcmd_reset(&s->stats_rb, RCMD_EVE);
+    int eve = redis_eve_stats(&s->cfg.eve, st, &s->stats_jb, &s->stats_rb) > 0;
+    struct rrec *r = eve && rcmd_ok(&s->stats_rb) ? rs_rrec_new(s->stats_rb.buf,
+                                                                (uint32_t)s->stats_rb.len)
+                                                  : NULL;
     pthread_mutex_lock(&s->mx);
+    if (eve) {
+        s->in_records++;
+        if (r)
+            rs_inbox_push(s, r);
+        else
+            s->in_dropped++;
+    }
     s->req_heartbeat = 1;
     rs_wake(s);
     pthread_mutex_unlock(&s->mx);
@@ -460,6 +504,8 @@ static void sr_free(struct sink_redis *s)
     if (s->own_base && s->base)
         event_base_free(s->base);
     rcmd_free(&s->rb);
+    rcmd_free(&s->stats_rb);
+    jbuf_free(&s->stats_jb);
     rcmd_free(&s->hb_rb);
     jbuf_free(&s->jb);
     free(s->popbuf);
@@ -518,11 +564,23 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
     rcmd_init(&s->rb);
     rcmd_init(&s->hb_rb);
     jbuf_init(&s->jb);
+    rcmd_init(&s->stats_rb);
+    jbuf_init(&s->stats_jb);
     int rc = redis_url_parse(cfg->url, &s->ep, err);
     if (rc != EGR_OK)
         goto fail;
     if (!cfg->prefix[0]) {
         rc = egr_fail(err, EGR_EINVAL, "redis.prefix: must not be empty");
+        goto fail;
+    }
+    if (cfg->eve.mode != REDIS_EVE_OFF && !cfg->eve.key[0]) {
+        rc = egr_fail(err, EGR_EINVAL, "redis.eve.key: must not be empty when redis.eve.mode is %s",
+                      redis_eve_mode_name(cfg->eve.mode));
+        goto fail;
+    }
+    if (!cfg->streams && cfg->eve.mode == REDIS_EVE_OFF) {
+        rc = egr_fail(err, EGR_EINVAL, "redis.streams is false and redis.eve.mode is off: no record "
+                      "would be written (set redis.eve.mode, or leave redis.streams true)");
         goto fail;
     }
     if (cfg->sensor_id[0]) {

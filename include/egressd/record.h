@@ -39,7 +39,21 @@ const char *flow_state_name(unsigned s);
 const char *flow_init_how_name(unsigned h);
 
 #define REC_NAME_MAX 256
-#define REC_DNS_ANSWERS 8
+#define REC_DNS_ANSWERS 8   /* answer records kept per flow (the first response) */
+#define REC_DNS_POOL 768    /* bytes for their names (owners, CNAME targets, question) */
+#define REC_JA3_STR_MAX 512 /* TLS_JA3_STR_MAX */
+
+/* One answer record of the flow's first DNS response. Names live in
+ * rec_ndpi.dns_pool (raw bytes, lower-cased by the parser, not
+ * NUL-terminated: a label may hold 0x00). */
+struct rec_dns_rr {
+    uint16_t type;       /* 1 A, 28 AAAA, 5 CNAME */
+    uint16_t owner_off;  /* the record's name */
+    uint8_t owner_len;
+    uint8_t data_len;    /* A: 4, AAAA: 16 address bytes at data_off; CNAME: the target name */
+    uint16_t data_off;
+    uint32_t ttl;        /* seconds */
+};
 
 struct rec_ndpi {
     char proto[64];       /* ndpi_protocol2name(): "TLS.Google", "DNS", "Unknown" */
@@ -51,26 +65,42 @@ struct rec_ndpi {
     uint16_t master_id, app_id;
 
     char tls_sni[REC_NAME_MAX];
-    char tls_version[24];
+    uint16_t tls_version; /* wire version of the session (0x0303 TLS 1.2); 0 if unknown */
     char tls_alpn[128];
     char tls_ja3c[33];
+    char tls_ja3c_str[REC_JA3_STR_MAX]; /* the JA3 string hashing to tls_ja3c; "" if not seen */
     char tls_ja3s[33];
     char tls_issuer[REC_NAME_MAX];
     char tls_subject[REC_NAME_MAX];
     char tls_sha1[41];    /* server certificate SHA-1, hex; "" if none */
+    uint32_t tls_not_before, tls_not_after; /* its validity, Unix seconds; 0 if unknown */
 
     char http_host[REC_NAME_MAX];
     char http_ua[REC_NAME_MAX];
     char http_url[REC_NAME_MAX];
+    char http_method[16]; /* "GET", ...; "" if no request was parsed */
+    char http_content_type[64]; /* of the response */
+    uint8_t http_version; /* request line: 10 = HTTP/1.0, 11 = HTTP/1.1; 0 unknown */
     uint16_t http_status;
 
+    /* DNS: the query as nDPI saw it, then the flow's first response as the
+     * sensor's own parser read it (dns.h). */
     char dns_query[REC_NAME_MAX];
     uint16_t dns_qtype;
     uint8_t dns_rcode;
     uint8_t dns_is_response;
-    uint8_t dns_answer_count;            /* entries in dns_answers */
-    uint8_t dns_answer_family[REC_DNS_ANSWERS]; /* 4 or 6 */
-    uint8_t dns_answers[REC_DNS_ANSWERS][16];
+    uint8_t dns_has_id;   /* dns_id holds the transaction id */
+    uint16_t dns_id;
+    uint8_t dns_parsed;   /* a response was parsed: the fields below are valid */
+    uint16_t dns_resp_id; /* its transaction id */
+    uint64_t dns_resp_us; /* its packet time */
+    uint16_t dns_flags;   /* its header flags word (QR, opcode, AA, TC, RD, RA, AD, CD, RCODE) */
+    uint16_t dns_qname_off; /* its question name in dns_pool */
+    uint8_t dns_qname_len;
+    uint8_t dns_rr_count; /* entries in dns_rr */
+    uint8_t dns_rr_cut;   /* the response had answers that did not fit */
+    struct rec_dns_rr dns_rr[REC_DNS_ANSWERS];
+    char dns_pool[REC_DNS_POOL];
 
     char hostname[REC_NAME_MAX]; /* nDPI's host_server_name for other protocols */
 

@@ -33,7 +33,9 @@
 #define RCMD_MAX_ARGS 128
 #define RCMD_MAX_CMDS 64
 
-enum rcmd_kind { RCMD_FLOW = 1, RCMD_ALERT = 2, RCMD_HEARTBEAT = 3, RCMD_AGG = 4 };
+/* RCMD_EVE: EVE events without a record of their own (the stats event,
+ * redis-eve.h); delivered and counted like a record. */
+enum rcmd_kind { RCMD_FLOW = 1, RCMD_ALERT = 2, RCMD_HEARTBEAT = 3, RCMD_AGG = 4, RCMD_EVE = 5 };
 
 struct rcmd_buf {
     uint8_t *buf;

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "egressd/common.h"
+#include "egressd/redis-eve.h"
 #include "egressd/sink.h"
 
 #define REDIS_SEEDS_MAX 16
@@ -64,6 +65,9 @@ struct sink_redis_config {
     int32_t wait_replicas;    /* WAIT for this many replicas; REDIS_WAIT_AUTO = 1 if the
                                * master has one; 0 = never */
     uint32_t wait_timeout_ms; /* WAIT's timeout */
+
+    uint8_t streams;          /* the flat-field streams and the live channel; 0 = only EVE */
+    struct redis_eve_config eve; /* whole EVE events, as Suricata writes them (redis-eve.h) */
 };
 
 void sink_redis_config_defaults(struct sink_redis_config *c);

@@ -27,10 +27,39 @@ def temp_dir(prefix="egressd-test-"):
     return path
 
 
+def debian_base(build=None):
+    """A Debian 12 root made by `debootstrap --variant=minbase bookworm`,
+    kept in the build directory between runs (image-base/) and made once
+    even when several tests want it at the same time (a lock file). Needs
+    root and Debian's mirror. Returns its path; callers copy it, never
+    change it."""
+    import fcntl
+    build = build or os.environ.get("EGRESSD_BUILD") or os.path.dirname(BIN)
+    base = os.path.join(build, "image-base")
+    with open(os.path.join(build, "image-base.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(base, ".complete")):
+            shutil.rmtree(base, ignore_errors=True)
+            p = subprocess.run(["debootstrap", "--variant=minbase", "bookworm", base,
+                                "http://deb.debian.org/debian"], capture_output=True, text=True, timeout=1200)
+            if p.returncode != 0:
+                shutil.rmtree(base, ignore_errors=True)
+                raise RuntimeError(f"debootstrap: rc={p.returncode} {p.stderr[-1000:]}")
+            open(os.path.join(base, ".complete"), "w").close()
+    return base
+
+
 def need_shared(*parts):
+    """A path in the test corpus. Without any corpus the test is skipped
+    (exit 77, ctest's SKIP_RETURN_CODE); a corpus lacking this file fails
+    it."""
     path = os.path.join(SHARED, *parts)
+    if not os.path.isdir(SHARED):
+        print(f"SKIP: the test corpus {SHARED} is absent (scripts/get-test-corpus.py fetches it)")
+        sys.exit(77)
     if not os.path.exists(path):
-        sys.exit(f"FAIL: {path} is missing: the test data must sit beside the repository (../shared)")
+        sys.exit(f"FAIL: {path} is missing from the test corpus (scripts/get-test-corpus.py --check "
+                 f"{SHARED} says what else is)")
     return path
 
 
@@ -69,6 +98,13 @@ def replay(files, extra=(), timeout=600):
 
 def flows(events):
     return [e for e in events if e.get("event_type") == "flow"]
+
+
+def dns_queries(events):
+    """flow_id -> the name its DNS query asked for (from the dns events)."""
+    return {e["flow_id"]: e["dns"]["rrname"] for e in events
+            if e.get("event_type") == "dns" and e.get("dns", {}).get("type") == "query"
+            and "rrname" in e["dns"]}
 
 
 class Checker:

@@ -327,8 +327,21 @@ def wire_text(b):
     return "".join(chr(ord(ch) - 0xdc00) if 0xdc80 <= ord(ch) <= 0xdcff else ch for ch in s)
 
 
-def flat_flow(e, sensor):
-    """The stream fields of a JSON flow event (docs/redis-schema.md)."""
+def dns_names(events):
+    """{flow_id: the DNS query name} from the dns events of a run (the
+    flat stream's dns_query; the JSON has it in the flow's dns events)."""
+    names = {}
+    for e in events:
+        if e.get("event_type") == "dns":
+            d = e["dns"]
+            if d["type"] == "query" or e["flow_id"] not in names:
+                names[e["flow_id"]] = d["rrname"]
+    return names
+
+
+def flat_flow(e, sensor, dns=None):
+    """The stream fields of a JSON flow event (docs/redis-schema.md); dns is
+    dns_names() of the run."""
     f = {"sensor": sensor, "flow_id": str(e["flow_id"]), "ts": e["timestamp"],
          "src_ip": e["src_ip"], "dest_ip": e["dest_ip"], "proto": e["proto"],
          "app_proto": e["app_proto"]}
@@ -341,13 +354,14 @@ def flat_flow(e, sensor):
         f[k] = str(fl[k])
     f["start"], f["end"], f["reason"] = fl["start"], fl["end"], fl["reason"]
     f["alerted"] = "true" if fl["alerted"] else "false"
-    if e.get("verdict", {}).get("alert_keys"):
-        f["alert_keys"] = " ".join(e["verdict"]["alert_keys"])
+    if e.get("decision", {}).get("alert_keys"):
+        f["alert_keys"] = " ".join(e["decision"]["alert_keys"])
     if fl.get("seq"):
         f["seq"] = str(fl["seq"])
-    n = e.get("ndpi", {})
-    for k, v in (("tls_sni", n.get("tls", {}).get("sni")), ("http_host", n.get("http", {}).get("host")),
-                 ("dns_query", n.get("dns", {}).get("query")), ("ja3c", n.get("tls", {}).get("ja3c"))):
+    tls = e.get("tls") or e.get("quic") or {}
+    for k, v in (("tls_sni", tls.get("sni")), ("http_host", e.get("http", {}).get("hostname")),
+                 ("dns_query", (dns or {}).get(e["flow_id"]) if e.get("app_proto") == "dns" else None),
+                 ("ja3c", tls.get("ja3", {}).get("hash"))):
         if v:
             f[k] = v
     return f
@@ -356,9 +370,11 @@ def flat_flow(e, sensor):
 def _flow_context(e, f):
     if e.get("ndpi", {}).get("proto"):
         f["ndpi_proto"] = e["ndpi"]["proto"]
-    for k in ("community_id", "direction", "dest_name", "dest_name_source"):
+    for k in ("community_id", "dest_name", "dest_name_source"):
         if e.get(k):
             f[k] = e[k]
+    if e.get("network_direction"):
+        f["direction"] = e["network_direction"]
     a = e.get("asset", {})
     if a.get("name"):
         f["asset"] = a["name"]
@@ -408,7 +424,7 @@ def expected_aggregates(flow_events, prefix="egress"):
     destinations, as egressd computes them from these records."""
     hashes, tops, dests = {}, {}, {}
     for e in flow_events:
-        if e.get("direction", "egress") != "egress":
+        if e.get("network_direction", "egress") != "egress":
             continue
         b = bucket(e["timestamp"])
         fl = e["flow"]

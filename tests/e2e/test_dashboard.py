@@ -211,7 +211,7 @@ def expected_top(events):
     aggregates count them (docs/redis-schema.md)."""
     out = {}
     for e in events:
-        if e.get("event_type") != "flow" or e.get("direction", "egress") != "egress":
+        if e.get("event_type") != "flow" or e.get("network_direction", "egress") != "egress":
             continue
         asset = (e.get("asset") or {}).get("name") or e["src_ip"]
         dest = e.get("dest_name") or e["dest_ip"]
@@ -245,7 +245,7 @@ def test_main_token_restart(browser):
         C.check(assets.get("bigip1", {}).get("role") == "lb-mgmt", "bigip1's role is not lb-mgmt")
         want_roles = {}
         for e in events:
-            if e.get("event_type") == "flow" and e.get("direction", "egress") == "egress" and (e.get("asset") or {}).get("role"):
+            if e.get("event_type") == "flow" and e.get("network_direction", "egress") == "egress" and (e.get("asset") or {}).get("role"):
                 r = e["asset"]["role"]
                 want_roles[r] = want_roles.get(r, 0) + e["flow"]["bytes_toserver"] + e["flow"]["bytes_toclient"]
         got_roles = {r["role"]: r["bytes"] for r in dash.api("/api/assets")["roles"]}

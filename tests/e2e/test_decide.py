@@ -18,7 +18,7 @@ with a deny-mode role on two BIG-IP management addresses:
 - the allowed vendor traffic, a mid-stream SSH session the appliance
   answers and clients of a virtual server never alert;
 - every record of an alerted flow, interim ones included, says
-  flow.alerted and names its alert's key (verdict.alert_keys);
+  flow.alerted and names its alert's key (decision.alert_keys);
 - the same input gives byte-identical output, run after run;
 - live, through a veth pair with tcpreplay at the capture's own pace (the
   time-compressed version): the same alerts, each within 1 s of its flow's
@@ -141,23 +141,23 @@ def check_common(events, what):
         recs = by_id.get(a["flow_id"], [])
         c.check(len(recs) > 0, f"{what} {k}: flow records")
         for r in recs:
-            v = r.get("verdict", {})
+            v = r.get("decision", {})
             c.check(r["flow"]["alerted"] is True and a["alert"]["alert_key"] in v.get("alert_keys", []),
                     f"{what} {k}: record {r['flow']['reason']} names the alert: {v}")
             c.check(v.get("by") == WANT[k], f"{what} {k}: decided by {v.get('by')}, want {WANT[k]}")
             c.check(ts(v.get("alerted_at", r["timestamp"])) == ts(a["timestamp"]),
-                    f"{what} {k}: verdict.alerted_at {v.get('alerted_at')} is the alert's time")
+                    f"{what} {k}: decision.alerted_at {v.get('alerted_at')} is the alert's time")
         # Written when decided: nothing in the file before it is later than it.
         later = [e for e in events[:i] if ts(e["timestamp"]) > ts(a["timestamp"]) + 1.0]
         c.check(not later, f"{what} {k}: {len(later)} events of later time written before the alert")
     alerted_ids = {a["flow_id"] for _, a in al.values()}
     for f in fl:
         if f["flow_id"] not in alerted_ids:
-            c.check(f["flow"]["alerted"] is False and "verdict" not in f,
+            c.check(f["flow"]["alerted"] is False and "decision" not in f,
                     f"{what}: {f['src_ip']}:{f.get('src_port')} -> {f['dest_ip']}:{f.get('dest_port')} alerted")
     quiet = [f for f in fl if f["dest_ip"] in ("10.20.1.10", "10.20.2.80") or f["src_ip"] == "198.51.100.9"]
-    c.check(len(quiet) >= 4 and all(f.get("direction") == "inbound" for f in quiet),
-            f"{what}: inbound and mid-stream flows: {[(f['src_ip'], f.get('direction')) for f in quiet]}")
+    c.check(len(quiet) >= 4 and all(f.get("network_direction") == "inbound" for f in quiet),
+            f"{what}: inbound and mid-stream flows: {[(f['src_ip'], f.get('network_direction')) for f in quiet]}")
     return al, by_id
 
 

@@ -16,7 +16,7 @@ import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from egrtest import PCAPS, PKTGEN, Checker, flows, need_shared, replay, temp_dir
+from egrtest import PCAPS, PKTGEN, Checker, dns_queries, flows, need_shared, replay, temp_dir
 
 RISK = "Suspicious DGA Domain name"
 # Captures whose names are random on purpose: a flagged flow there is a
@@ -29,10 +29,12 @@ tmp = temp_dir()
 need_shared("pcaps")
 
 
+QUERIES = {}  # flow_id -> DNS query name, from each replay's dns events
+
+
 def name_of(f):
-    n = f.get("ndpi", {})
-    return (n.get("dns") or {}).get("query") or (n.get("tls") or {}).get("sni") or \
-        (n.get("http") or {}).get("host") or ""
+    return QUERIES.get(f["flow_id"]) or (f.get("tls") or {}).get("sni") or \
+        (f.get("http") or {}).get("hostname") or ""
 
 
 def flagged(f):
@@ -44,6 +46,7 @@ pcap = os.path.join(tmp, "monitoring.pcap")
 subprocess.run([PKTGEN, "monitoring-server", pcap], check=True)
 rc, events, err = replay([pcap])
 c.check(rc == 0 and err == "", f"replay: {rc} {err!r}")
+QUERIES.update(dns_queries(events))
 lookups = [f for f in flows(events) if f["src_ip"] == "10.13.1.5" and f.get("dest_port") == 53]
 sunburst = [f for f in lookups if name_of(f).endswith(".avsvmcloud.com")]
 ordinary = [f for f in lookups if not name_of(f).endswith(".avsvmcloud.com")]
@@ -66,7 +69,7 @@ c.check(len(files) >= 190, f"only {len(files)} shared captures")
 
 def one(name):
     rc, events, err = replay([os.path.join(PCAPS, name)], timeout=300)
-    return name, flows(events)
+    return name, flows(events), dns_queries(events)
 
 
 with ThreadPoolExecutor(max_workers=2) as pool:
@@ -74,10 +77,14 @@ with ThreadPoolExecutor(max_workers=2) as pool:
 
 total = with_query = 0
 rows = []
-for name, fl in results:
+for name, fl, queries in results:
+    QUERIES.clear()
+    QUERIES.update(queries)
     for f in fl:
         total += 1
-        if (f.get("ndpi", {}).get("dns") or {}).get("query"):
+        # A DNS, LLMNR or mDNS flow carries a query (its dns events, when
+        # the query itself was seen, name it).
+        if f.get("ndpi", {}).get("proto", "").split(".")[0] in ("DNS", "LLMNR", "MDNS"):
             with_query += 1
         if flagged(f):
             rows.append((name, f.get("ndpi", {}).get("proto", ""), name_of(f),

@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from egrtest import BIN, SRC, Checker, flows, need_shared
+from egrtest import BIN, SRC, Checker, debian_base, flows, need_shared
 
 if os.geteuid() != 0:
     sys.exit("FAIL: test_image needs root (debootstrap, chroot, network namespaces)")
@@ -87,11 +87,7 @@ def sh(*args, check=True, **kw):
 
 
 # ---- the base root (debootstrap, kept between runs) ---------------------------
-base = os.path.join(BUILD, "image-base")
-if not os.path.exists(os.path.join(base, ".complete")):
-    shutil.rmtree(base, ignore_errors=True)
-    sh("debootstrap", "--variant=minbase", "bookworm", base, "http://deb.debian.org/debian", timeout=900)
-    open(os.path.join(base, ".complete"), "w").close()
+base = debian_base(BUILD)
 
 tmp = tempfile.mkdtemp(prefix="egressd-image-", dir=BUILD)
 root = os.path.join(tmp, "root")

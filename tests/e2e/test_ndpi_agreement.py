@@ -58,7 +58,7 @@ def reason_holds(reason, name, ref_rows, like_recs):
         return len(keyed) == len(ref_rows) and any(
             e["flow"]["reason"] == "closed" for e in like_recs)
     if reason == "tunnel":
-        return all("tunnel" in e for e in like_recs) and all(
+        return all("encapsulation" in e for e in like_recs) and all(
             "4789" in (r["src_port"], r["dst_port"]) for r in ref_rows)
     return False
 

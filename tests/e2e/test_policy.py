@@ -73,7 +73,7 @@ for a in al:
     c.check(re.fullmatch(r"[0-9a-f]{40}", x["alert_key"]) is not None, f"{what}: alert_key {x['alert_key']!r}")
     keys.add(x["alert_key"])
     c.check(x["update"] is False and x["count"] == 1, f"{what}: first alert, count 1: {x}")
-    c.check(a["direction"] == "egress", f"{what}: direction {a.get('direction')}")
+    c.check(a["network_direction"] == "egress", f"{what}: direction {a.get('network_direction')}")
     f = by_id.get(a["flow_id"])
     c.check(f is not None and f["flow"]["alerted"] is True, f"{what}: its flow record is alerted")
     if f:
@@ -83,10 +83,10 @@ for a in al:
     # Decided at the first packet, an alert cannot know the protocol yet;
     # later, it carries nDPI's answer so far. Its flow record has the final one.
     if f:
-        by = f.get("verdict", {}).get("by")
+        by = f.get("decision", {}).get("by")
         c.check(by in ("first_packet", "name", "classified", "bound", "volume", "record"),
-                f"{what}: verdict.by {by!r}")
-        c.check(x["alert_key"] in f.get("verdict", {}).get("alert_keys", []),
+                f"{what}: decision.by {by!r}")
+        c.check(x["alert_key"] in f.get("decision", {}).get("alert_keys", []),
                 f"{what}: its flow record names the alert key")
         c.check("ndpi" in a or by == "first_packet", f"{what}: nDPI protocol")
     src_asset = {"10.20.1.10": "bigip1", "10.20.1.20": "fortigate1", "fd00:20::10": "appliance-v6"}[a["src_ip"]]
@@ -132,10 +132,10 @@ inbound = [f for f in fl if f["dest_ip"] in ("10.20.2.80", "10.20.1.10") and f["
            ("216.160.83.56", "2.125.160.216", "67.43.156.1")]
 c.check(len(inbound) == 3, f"inbound flows: {len(inbound)}")
 for f in inbound:
-    c.check(f.get("direction") == "inbound" and f.get("asset") == {"name": "bigip1", "role": "lb-mgmt"},
-            f"inbound {f['src_ip']}->{f['dest_ip']}: direction {f.get('direction')} asset {f.get('asset')}")
+    c.check(f.get("network_direction") == "inbound" and f.get("asset") == {"name": "bigip1", "role": "lb-mgmt"},
+            f"inbound {f['src_ip']}->{f['dest_ip']}: direction {f.get('network_direction')} asset {f.get('asset')}")
     c.check(f["flow_id"] not in alerted_ids, f"inbound {f['src_ip']} raised an alert")
-work = [f for f in fl if f["src_ip"] == "10.20.5.50" and f["direction"] == "egress"]
+work = [f for f in fl if f["src_ip"] == "10.20.5.50" and f["network_direction"] == "egress"]
 c.check(len(work) == 4 and all("asset" not in f for f in work), f"workstation: {len(work)} egress flows, no asset")
 st = [e for e in events if e.get("event_type") == "stats"]
 c.check(len(st) == 1 and st[0]["stats"].get("alerts") == 7, f"stats alerts: {st and st[0]['stats'].get('alerts')}")
@@ -195,7 +195,7 @@ fl = flows(events)
 al_all = alerts(events)
 al = [a for a in al_all if not a["alert"]["update"]]
 updates = [a for a in al_all if a["alert"]["update"]]
-egress = [f for f in fl if f["src_ip"] == "192.168.0.103" and f.get("direction") == "egress"]
+egress = [f for f in fl if f["src_ip"] == "192.168.0.103" and f.get("network_direction") == "egress"]
 other = [f for f in fl if f["src_ip"] != "192.168.0.103"]
 c.check(len(egress) >= 20 and len(other) >= 1, f"instagram: {len(egress)} egress flows of the appliance, {len(other)} others")
 
@@ -208,22 +208,22 @@ def service(f):
 
 
 # Every egress flow of the appliance alerts, and names the key of its alert
-# in its record (verdict.alert_keys). A flow is decided at its first packet
+# in its record (decision.alert_keys). A flow is decided at its first packet
 # here (a role with no allow rule): the key's destination is what was known
 # then (a name from passive DNS, else the address), so the alerts are one per
 # key the flows name, and the final counts add up to the flows.
 c.check(all(f["flow"]["alerted"] for f in egress), "every egress flow of the appliance alerted")
-c.check(all(f.get("verdict", {}).get("by") == "first_packet" for f in egress),
-        "decided at the first packet: " + str({f.get("verdict", {}).get("by") for f in egress}))
+c.check(all(f.get("decision", {}).get("by") == "first_packet" for f in egress),
+        "decided at the first packet: " + str({f.get("decision", {}).get("by") for f in egress}))
 by_key = {}
 for f in egress:
-    for k in f.get("verdict", {}).get("alert_keys", [])[:1]:
+    for k in f.get("decision", {}).get("alert_keys", [])[:1]:
         by_key[k] = by_key.get(k, 0) + 1
 got_keys = {a["alert"]["alert_key"] for a in al}
 c.check(got_keys == set(by_key), f"instagram alerts: one per key the flows name\n got  {sorted(got_keys)}\n want {sorted(by_key)}")
 c.check(len(al) == len(by_key), f"instagram: {len(al)} alerts for {len(by_key)} keys")
 for a in al:
-    c.check(a["src_ip"] == "192.168.0.103" and a["direction"] == "egress", f"alert from {a['src_ip']} {a['direction']}")
+    c.check(a["src_ip"] == "192.168.0.103" and a["network_direction"] == "egress", f"alert from {a['src_ip']} {a['network_direction']}")
     g = a.get("geo", {})
     c.check(len(g.get("country", "")) == 2 and g.get("asn", 0) > 0,
             f"alert to {a['dest_ip']}: geo {g}")

@@ -207,7 +207,7 @@ bigip = [a for a in body.get("assets", []) if a["asset"] == "bigip1"]
 want = sum(e["flow"]["bytes_toserver"] + e["flow"]["bytes_toclient"]
            for sid in ("edge-a", "edge-b", "edge-c") for e in results[sid][2]
            if e.get("event_type") == "flow" and e.get("asset", {}).get("name") == "bigip1"
-           and e.get("direction") == "egress")
+           and e.get("network_direction") == "egress")
 c.check(st == 200 and bigip and bigip[0]["bytes"] == want and bigip[0]["top"],
         f"dashboard: bigip1 egress bytes summed over the sensors: {bigip[:1]} (want {want})")
 st, body = dash.get("/api/protocols")

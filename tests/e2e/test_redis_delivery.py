@@ -12,8 +12,8 @@ import shutil
 import subprocess
 
 from egrtest import BIN, PKTGEN, SRC, Checker, need_shared, temp_dir
-from redisharness import (Client, RedisServer, entry_text, expected_aggregates, flat_alert, flat_flow,
-                          read_events, run_egressd)
+from redisharness import (Client, RedisServer, dns_names, entry_text, expected_aggregates, flat_alert,
+                          flat_flow, read_events, run_egressd)
 
 c = Checker("test_redis_delivery")
 tmp = temp_dir(prefix="egressd-redis-test-")
@@ -45,7 +45,8 @@ def replay(name, pcap, cfg, extra=()):
 def compare_streams(label, cli, events, sensor, prefix="egress"):
     """Every flow (and alert) of the JSON is one stream entry with the same
     fields and values, and there is nothing else."""
-    for kind, flat in (("flow", flat_flow), ("alert", flat_alert)):
+    dns = dns_names(events)
+    for kind, flat in (("flow", lambda e, s: flat_flow(e, s, dns)), ("alert", flat_alert)):
         want = collections.Counter()
         for e in events:
             if e.get("event_type") == kind:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import yaml  # python3-yaml (scripts/deps.sh --test)
 
-from egrtest import PCAPS, PKTGEN, SRC, Checker, flows, need_shared, replay, run, temp_dir
+from egrtest import PCAPS, PKTGEN, SRC, Checker, dns_queries, flows, need_shared, replay, run, temp_dir
 
 c = Checker("test_scenarios")
 tmp = temp_dir()
@@ -147,7 +147,7 @@ def check_scenario(name):
     for a in al:
         x = a["alert"]
         what = f"{name}: {key_of(a)}"
-        c.check(a.get("direction") == "egress", f"{what}: direction {a.get('direction')}")
+        c.check(a.get("network_direction") == "egress", f"{what}: direction {a.get('network_direction')}")
         c.check(SIGNATURES[x["category"]] in x["signature"], f"{what}: signature {x['signature']!r}")
         f = by_id.get(a["flow_id"])
         c.check(f is not None and f["flow"]["alerted"] is True, f"{what}: its flow is alerted")
@@ -163,10 +163,10 @@ def check_scenario(name):
     # The flows that must never alert are there and quiet: answered and
     # internal traffic, and the documented destinations.
     quiet = [f for f in fl if not f["flow"]["alerted"]]
-    c.check(any(f.get("direction") == "inbound" for f in quiet), f"{name}: no inbound flow in the scenario")
-    c.check(any(f.get("direction") == "internal" for f in quiet) or name == "monitoring-server",
+    c.check(any(f.get("network_direction") == "inbound" for f in quiet), f"{name}: no inbound flow in the scenario")
+    c.check(any(f.get("network_direction") == "internal" for f in quiet) or name == "monitoring-server",
             f"{name}: no internal flow in the scenario")
-    allowed = {f["dest_name"] for f in quiet if f.get("direction") == "egress" and f.get("dest_name")}
+    allowed = {f["dest_name"] for f in quiet if f.get("network_direction") == "egress" and f.get("dest_name")}
     c.check(ALLOWED[name] <= allowed, f"{name}: allowed callouts missing or alerted: "
                                       f"{sorted(ALLOWED[name] - allowed)}")
     st = [e for e in events if e.get("event_type") == "stats"]
@@ -182,8 +182,9 @@ scenario_events = {name: check_scenario(name) for name in EXPECTED}
 mon = flows(scenario_events["monitoring-server"])
 dga = [f for f in mon if "Suspicious DGA Domain name" in (f.get("ndpi", {}).get("risks") or [])
        and f["src_ip"] == "10.13.1.5"]
-c.check(len(dga) == 6 and all(f["ndpi"]["dns"]["query"].endswith(".avsvmcloud.com") for f in dga)
-        and all(f["flow"]["alerted"] for f in dga), f"monitoring: DGA lookups {[f['ndpi'].get('dns') for f in dga]}")
+mon_q = dns_queries(scenario_events["monitoring-server"])
+c.check(len(dga) == 6 and all(mon_q.get(f["flow_id"], "").endswith(".avsvmcloud.com") for f in dga)
+        and all(f["flow"]["alerted"] for f in dga), f"monitoring: DGA lookups {[mon_q.get(f['flow_id']) for f in dga]}")
 
 # ---- the shared captures raise nothing through any of the profiles ---------
 files = sorted(f for f in os.listdir(PCAPS) if f.endswith((".pcap", ".pcapng")))

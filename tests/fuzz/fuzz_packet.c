@@ -1,6 +1,7 @@
 /* fuzz_packet.c - libFuzzer target: one packet through decode -> flow table
- * -> nDPI classification -> the policy stage (judge) -> EVE formatting, the
- * whole per-packet path.
+ * -> nDPI classification (with the JA3 string and DNS answers taken on the
+ * way) -> the policy stage (judge) -> EVE formatting of every event of a
+ * record, the whole per-packet path.
  *
  * The worker persists across inputs (as in a real run) with a small flow cap
  * so eviction, expiry and nDPI state reuse are exercised, under a policy

@@ -67,6 +67,8 @@ static void test_tuple_vectors(void **state)
 {
     (void)state;
     char path[1200];
+    if (test_shared_absent())
+        skip();
     shared_path("testdata/community-id/tuple-vectors.tsv", path, sizeof(path));
     FILE *fp = fopen(path, "r");
     if (!fp)

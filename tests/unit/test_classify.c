@@ -388,7 +388,11 @@ static void test_dns_a(void **state)
     assert_string_equal(rec.proto, "DNS");
     assert_string_equal(rec.dns_query, "example.com");
     assert_int_equal(rec.dns_is_response, 0);
-    assert_int_equal(rec.dns_answer_count, 0);
+    assert_int_equal(rec.dns_parsed, 0);
+    assert_int_equal(rec.dns_rr_count, 0);
+    /* the query's id is kept from its header */
+    assert_int_equal(rec.dns_has_id, 1);
+    assert_int_equal(rec.dns_id, 0x4242);
     /* peek replaces what the result held */
     classify_flow_peek(c.ctx, c.cf, &snap);
     classify_result_clear(&snap);
@@ -412,9 +416,22 @@ static void test_dns_a(void **state)
     assert_int_equal(rec.dns_qtype, 1);
     assert_int_equal(rec.dns_rcode, 0);
     assert_int_equal(rec.dns_is_response, 1);
-    assert_int_equal(rec.dns_answer_count, 1);
-    assert_int_equal(rec.dns_answer_family[0], 4);
-    assert_memory_equal(rec.dns_answers[0], addr, 4);
+    /* the response, from the sensor's own parse: header, question, answer */
+    assert_int_equal(rec.dns_parsed, 1);
+    assert_int_equal(rec.dns_resp_id, 0x4242);
+    assert_int_equal(rec.dns_flags, 0x8180);
+    assert_true(rec.dns_resp_us > 0);
+    assert_int_equal(rec.dns_qname_len, 11);
+    assert_memory_equal(rec.dns_pool + rec.dns_qname_off, "example.com", 11);
+    assert_int_equal(rec.dns_rr_count, 1);
+    assert_int_equal(rec.dns_rr_cut, 0);
+    assert_int_equal(rec.dns_rr[0].type, 1);
+    assert_int_equal(rec.dns_rr[0].ttl, 300);
+    assert_int_equal(rec.dns_rr[0].owner_len, 11);
+    /* the owner is the question name, stored once */
+    assert_int_equal(rec.dns_rr[0].owner_off, rec.dns_qname_off);
+    assert_int_equal(rec.dns_rr[0].data_len, 4);
+    assert_memory_equal(rec.dns_pool + rec.dns_rr[0].data_off, addr, 4);
     /* nothing of the other protocols */
     assert_string_equal(rec.tls_sni, "");
     assert_string_equal(rec.http_host, "");
@@ -440,9 +457,12 @@ static void test_dns_aaaa_ipv6(void **state)
     assert_string_equal(rec.proto, "DNS");
     assert_string_equal(rec.dns_query, "ipv6.example.net");
     assert_int_equal(rec.dns_qtype, 28);
-    assert_int_equal(rec.dns_answer_count, 1);
-    assert_int_equal(rec.dns_answer_family[0], 6);
-    assert_memory_equal(rec.dns_answers[0], addr, 16);
+    assert_int_equal(rec.dns_rr_count, 1);
+    assert_int_equal(rec.dns_rr[0].type, 28);
+    assert_int_equal(rec.dns_rr[0].data_len, 16);
+    assert_memory_equal(rec.dns_pool + rec.dns_rr[0].data_off, addr, 16);
+    assert_int_equal(rec.dns_id, 7);
+    assert_int_equal(rec.dns_resp_id, 7);
     classify_result_clear(&res);
 }
 
@@ -470,12 +490,14 @@ static void test_tls_client_hello(void **state)
     assert_string_equal(rec.master, "TLS");
     assert_int_equal(rec.master_id, 91);
     assert_string_equal(rec.tls_sni, "www.example.org");
-    assert_string_equal(rec.tls_version, "TLSv1.2");
+    assert_int_equal(rec.tls_version, 0x0303);
     assert_string_equal(rec.tls_alpn, "h2,http/1.1");
     assert_true(is_lower_hex(rec.tls_ja3c, 32));
     char want[33];
     md5_hex(JA3_STRING, want);
     assert_string_equal(rec.tls_ja3c, want);
+    /* the string nDPI hashed, rebuilt from the same ClientHello */
+    assert_string_equal(rec.tls_ja3c_str, JA3_STRING);
     /* no server side seen */
     assert_string_equal(rec.tls_ja3s, "");
     assert_string_equal(rec.tls_sha1, "");
@@ -793,7 +815,9 @@ static void test_zero_result(void **state)
     assert_string_equal(rec.app, "");
     assert_string_equal(rec.tls_sni, "");
     assert_int_equal(rec.risk, 0);
-    assert_int_equal(rec.dns_answer_count, 0);
+    assert_int_equal(rec.dns_rr_count, 0);
+    assert_int_equal(rec.dns_parsed, 0);
+    assert_string_equal(rec.tls_ja3c_str, "");
     classify_result_clear(&res);
 }
 

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "egressd/dns.h"
 
@@ -1219,6 +1220,11 @@ static const uint8_t *udp53_payload(const uint8_t *p, uint32_t len, uint32_t *ou
 static void sweep_file(const char *file, struct sweep *s)
 {
     char path[1280], eb[PCAP_ERRBUF_SIZE];
+    struct stat st;
+    if (stat(shared_dir(), &st) != 0) {
+        printf("SKIP: the test corpus %s is absent (scripts/get-test-corpus.py fetches it)\n", shared_dir());
+        skip();
+    }
     snprintf(path, sizeof(path), "%s/pcaps/%s", shared_dir(), file);
     pcap_t *pc = pcap_open_offline(path, eb);
     if (!pc)

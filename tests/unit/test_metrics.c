@@ -65,6 +65,16 @@ static void test_render_workers(void **state)
         s, "egressd_flows_ended_total{interface=\"eth0\",worker=\"0\",reason=\"shutdown\"} 5\n"));
     assert_non_null(strstr(s, "egressd_alerts_total 2\n"));
     assert_non_null(strstr(s, "egressd_up 1\n"));
+    /* build_info: one sample, value 1, the version and libraries in labels */
+    assert_non_null(strstr(s, "# TYPE egressd_build_info gauge\n"));
+    char want[128];
+    snprintf(want, sizeof(want), "egressd_build_info{version=\"%s\",ndpi=\"4.2", EGRESSD_VERSION);
+    assert_non_null(strstr(s, want));
+    const char *bi = strstr(s, "egressd_build_info{");
+    assert_non_null(strstr(bi, ",libpcap=\"libpcap version "));
+    assert_non_null(strstr(bi, ",libevent=\"2."));
+    assert_non_null(strstr(bi, ",hiredis=\"0.14."));
+    assert_memory_equal(strchr(bi, '}'), "} 1\n", 4);
     /* every sample line follows its family's TYPE line */
     assert_true(strstr(s, "# TYPE egressd_drops_total") < strstr(s, "egressd_drops_total{"));
     free(s);

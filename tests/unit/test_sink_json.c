@@ -63,13 +63,16 @@ static void expected(struct jbuf *want, const struct flow_record *recs, size_t n
     struct jbuf one;
     jbuf_init(&one);
     for (size_t i = 0; i <= n; i++) {
-        jbuf_reset(&one);
-        if (i < n)
-            eve_format_flow(&one, &recs[i]);
-        else
-            eve_format_stats(&one, st);
-        json_raw(want, one.buf, one.len);
-        json_raw(want, "\n", 1);
+        unsigned events = i < n ? eve_record_events(&recs[i]) : 1;
+        for (unsigned k = 0; k < events; k++) {
+            jbuf_reset(&one);
+            if (i < n)
+                eve_format_record_event(&one, &recs[i], k);
+            else
+                eve_format_stats(&one, st);
+            json_raw(want, one.buf, one.len);
+            json_raw(want, "\n", 1);
+        }
     }
     assert_true(jbuf_ok(want));
     jbuf_free(&one);
@@ -92,6 +95,8 @@ static void test_file_lines(void **state)
     struct flow_record recs[3];
     for (int i = 0; i < 3; i++) {
         record(&recs[i], 100 + (uint64_t)i);
+        recs[i].ndpi.dns_has_id = 1; /* the query was seen: a dns event before the flow event */
+        recs[i].ndpi.dns_id = 7;
         assert_int_equal(s.ops->write_flow(w, &recs[i]), EGR_OK);
     }
     s.ops->writer_free(w); /* hands the lines over */
@@ -111,9 +116,9 @@ static void test_file_lines(void **state)
     assert_int_equal(len, want.len); /* truncated at open: no "old content" */
     assert_memory_equal(got, want.buf, len);
     assert_int_equal(jc_check_text(got, len, "lines",
-                                   "[e[\"event_type\"] for e in d] == [\"flow\"] * 3 + [\"stats\"] and "
-                                   "[e.get(\"flow_id\") for e in d[:3]] == [100, 101, 102] and "
-                                   "d[0][\"ndpi\"][\"dns\"][\"query\"] == \"q\\n\\\"<x>\""),
+                                   "[e[\"event_type\"] for e in d] == [\"dns\", \"flow\"] * 3 + [\"stats\"] and "
+                                   "[e.get(\"flow_id\") for e in d[:6]] == [100, 100, 101, 101, 102, 102] and "
+                                   "d[0][\"dns\"][\"rrname\"] == \"q\\n\\\"<x>\""),
                      0);
     jbuf_free(&want);
     free(got);
