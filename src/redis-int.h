@@ -143,6 +143,9 @@ struct sink_redis {
     int wake_fd;             /* eventfd: the inbox or a request needs the thread */
     struct rrec *in_head, *in_tail;
     uint64_t in_count, in_bytes;
+    /* An urgent hand-over (alerts): the I/O thread sends what it has at
+     * once instead of waiting for a full batch or redis.flush_ms. */
+    int in_urgent;
     uint64_t in_records;     /* records handed over (not yet counted by the thread) */
     uint64_t in_dropped;     /* of those, dropped at the inbox (the thread was behind) */
     uint64_t in_agg_lost;    /* aggregate commands lost at the inbox */

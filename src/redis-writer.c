@@ -102,8 +102,10 @@ static void hand_over_locked(struct rs_writer *w, int urgent)
     s->in_agg_lost += w->agg_lost;
     w->agg_lost = 0;
     w->ready = s->ready;
-    if (urgent && s->in_count)
+    if (urgent && s->in_count) {
+        s->in_urgent = 1;
         rs_wake(s);
+    }
 }
 
 static void agg_batch(void *arg, struct rcmd_buf *b)

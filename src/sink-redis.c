@@ -250,6 +250,8 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
     struct rrec *r = s->in_head;
     s->in_head = s->in_tail = NULL;
     s->in_count = s->in_bytes = 0;
+    int urgent = s->in_urgent;
+    s->in_urgent = 0;
     /* rs_enqueue() counts the records it takes; those the inbox dropped are
      * counted here. */
     uint64_t lost = s->in_dropped;
@@ -292,7 +294,7 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
         }
         r = next;
     }
-    if (s->n_unsent >= s->cfg.batch_records)
+    if (s->n_unsent >= s->cfg.batch_records || (urgent && s->n_unsent))
         rs_send_some(s);
     else if (s->n_unsent)
         rs_arm_flush(s);

@@ -23,7 +23,9 @@ with a deny-mode role on two BIG-IP management addresses:
 - live, through a veth pair with tcpreplay at the capture's own pace (the
   time-compressed version): the same alerts, each within 1 s of its flow's
   first packet by the kernel's timestamps, and already in the JSON file
-  while the flows are still open.
+  and in the Redis alert stream while the flows are still open, although
+  the Redis sink is told to batch for a minute (an alert is sent at once,
+  not with the next batch).
 """
 import json
 import os
@@ -36,6 +38,7 @@ from datetime import datetime, timezone
 
 from egrtest import BIN, PKTGEN, Checker, flows, write_file
 import livehelp
+from redisharness import RedisServer
 
 c = Checker("test_decide")
 tmp = tempfile.mkdtemp()
@@ -221,9 +224,16 @@ if os.geteuid() != 0:
 short = os.path.join(tmp, "callouts-short.pcap")
 p = subprocess.run([PKTGEN, "callouts-short", short], capture_output=True, text=True)
 c.check(p.returncode == 0, f"pktgen callouts-short: {p.stderr}")
+srv = RedisServer()
+srv.start()
+live_cfg = write_file(tmp, "callouts-live.yaml", POLICY + f"""redis:
+  url: "{srv.unix_url}"
+  batch_records: 100000
+  flush_ms: 60000
+""")
 ns = livehelp.Netns()
 try:
-    lv = livehelp.Live(ns, tmp, "live", ["--allow-root", "-c", cfg])
+    lv = livehelp.Live(ns, tmp, "live", ["--allow-root", "-c", live_cfg])
     sender = subprocess.Popen(ns.ex + ["tcpreplay", "-q", "-i", "tx0", short],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # The shells, the TLS session and the beacon start within 3 s and last
@@ -241,6 +251,12 @@ try:
         c.check(k in early_alerts, f"live: {k} alerted while the flow is open (after 8 s): {sorted(early_alerts)}")
     c.check(not any(e["event_type"] == "flow" and e["dest_ip"] == "203.0.113.66" for e in early),
             "live: the shell's flow record is not written yet")
+    streamed = set()
+    for _, f in srv.client().xrange_all("egress:alerts"):
+        f = {k.decode(): v.decode() for k, v in f.items()}
+        streamed.add((f.get("category"), f.get("dest_ip"), int(f.get("dest_port") or 0)))
+    for k in [k for k, by in WANT.items() if by != "volume"]:
+        c.check(k in streamed, f"live: {k} in the Redis alert stream while the flow is open: {sorted(streamed)}")
     sender.wait(timeout=120)
     time.sleep(1)
     rc = lv.stop()
@@ -254,5 +270,6 @@ try:
                     f"live {k}: alert {ts(a['timestamp']) - start:.3f} s after the first packet")
 finally:
     ns.close()
+    srv.destroy()
 
 c.done()
