@@ -36,6 +36,7 @@ struct worker {
     struct dns_stats dnsst;
     uint64_t packets, bytes, ip_packets, not_ip;
     uint64_t last_ts_us;
+    uint64_t time_backwards; /* packets older than the newest one before */
 };
 
 static void worker_emit(void *arg, struct flow_record *rec);
@@ -188,6 +189,8 @@ void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
     w->bytes += p->wire_len;
     if (p->ts_us > w->last_ts_us)
         w->last_ts_us = p->ts_us;
+    else if (p->ts_us < w->last_ts_us)
+        w->time_backwards++;
     judge_tick(w->judge, p->ts_us);
     int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
     if (rc == DECODE_OK) {
@@ -228,6 +231,7 @@ void worker_stats(const struct worker *w, struct run_stats *st)
     st->bytes += w->bytes;
     st->ip_packets += w->ip_packets;
     st->not_ip += w->not_ip;
+    st->time_backwards += w->time_backwards;
     if (w->last_ts_us > st->ts_us)
         st->ts_us = w->last_ts_us;
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
