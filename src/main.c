@@ -17,6 +17,7 @@
 #include "egressd/classify.h"
 #include "egressd/config.h"
 #include "egressd/decode.h"
+#include "egressd/geo.h"
 #include "egressd/live.h"
 #include "egressd/policy.h"
 #include "egressd/privs.h"
@@ -249,17 +250,17 @@ static int run_live(struct live_opts *lo, const char *user, struct egr_config *c
     char source[1200];
     snprintf(source, sizeof(source), "interface %s%s", lo->ifaces[0], lo->nifaces > 1 ? " ..." : "");
     struct sensor *sensor;
-    if (sensor_open(cfg, json_path, source, &sensor, &err) != EGR_OK) {
+    if ((rc = sensor_open(cfg, json_path, source, &sensor, &err)) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         live_free(l);
-        return EXIT_RUNTIME;
+        return rc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
     struct run_stats st;
     memset(&st, 0, sizeof(st));
     int status = 0;
-    if (live_attach(l, cfg, sensor, &err) != EGR_OK) {
+    if ((rc = live_attach(l, cfg, sensor, &err)) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
-        status = EXIT_RUNTIME;
+        status = rc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     } else if (!sig_stop) {
         /* A stop asked for while starting up (before the event loop watches
          * the signals) ends the run before it begins. */
@@ -452,8 +453,16 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     config_resolve_geo(&cfg);
-    if (redis_url)
+    if (redis_url) {
         snprintf(cfg.redis.url, sizeof(cfg.redis.url), "%s", redis_url);
+        if (config_check_redis(&cfg.redis, "--redis", &err) != EGR_OK) {
+            fprintf(stderr, "egressd: %s\n", err.msg);
+            free(inputs);
+            free(ifaces);
+            config_free(&cfg);
+            return EXIT_USAGE;
+        }
+    }
     if (check_only) {
         if (!config_path) {
             fprintf(stderr, "egressd: --check-config needs -c CONFIG\n");
@@ -461,9 +470,12 @@ int main(int argc, char **argv)
             free(ifaces);
             return EXIT_USAGE;
         }
-        /* The policy too: intel files and the baseline must load. */
+        /* What the run builds from the configuration must build here too:
+         * the policy (intel files, the baseline) and the GeoIP databases. */
         struct policy *pol;
-        if (policy_new(&cfg.policy, &pol, &err) != EGR_OK) {
+        struct geo *geo = NULL;
+        if (geo_open(&cfg.geo, &geo, &err) != EGR_OK || policy_new(&cfg.policy, &pol, &err) != EGR_OK) {
+            geo_free(geo);
             fprintf(stderr, "egressd: %s\n", err.msg);
             free(inputs);
             free(ifaces);
@@ -471,6 +483,7 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
         policy_free(pol);
+        geo_free(geo);
         printf("%s: configuration OK\n", config_path);
         free(inputs);
         free(ifaces);
@@ -501,24 +514,25 @@ int main(int argc, char **argv)
     char source[1200];
     snprintf(source, sizeof(source), "file %s%s", inputs[0], ninputs > 1 ? " ..." : "");
     struct sensor *sensor;
-    if (sensor_open(&cfg, json_path, source, &sensor, &err) != EGR_OK) {
+    int orc = sensor_open(&cfg, json_path, source, &sensor, &err);
+    if (orc != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         free(inputs);
         free(ifaces);
         config_free(&cfg);
-        return EXIT_RUNTIME;
+        return orc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
 
     struct run_stats st;
     memset(&st, 0, sizeof(st));
     struct worker *w;
-    if (worker_new(&cfg, sensor, &w, &err) != EGR_OK) {
+    if ((orc = worker_new(&cfg, sensor, &w, &err)) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         sensor_finish(sensor, &st, &err);
         free(inputs);
         free(ifaces);
         config_free(&cfg);
-        return EXIT_RUNTIME;
+        return orc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
 
     struct run_ctl ctl = {config_path, sensor, w, &st};

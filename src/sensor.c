@@ -65,6 +65,10 @@ int sensor_open(const struct egr_config *cfg, const char *json_path, const char 
     if (!s)
         return egr_fail(err, EGR_ENOMEM, "out of memory");
     int rc = policy_new(&cfg->policy, &s->policy, err);
+    /* An intel list or baseline that cannot be read is the configuration's
+     * fault (--check-config says so too): not a run-time failure. */
+    if (rc != EGR_OK && rc != EGR_ENOMEM)
+        rc = EGR_EINVAL;
     if (rc == EGR_OK && !(s->pstate = policy_state_new()))
         rc = egr_fail(err, EGR_ENOMEM, "out of memory");
     int outputs_open_ok = 0;

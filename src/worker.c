@@ -54,8 +54,10 @@ int worker_new(const struct egr_config *cfg, struct sensor *s, struct worker **o
         rc = sensor_port_open(s, &w->port, err);
     if (rc == EGR_OK)
         rc = judge_new(w->port, enrich, w, &w->judge, err);
-    if (rc == EGR_OK)
-        rc = geo_open(&cfg->geo, &w->geo, err);
+    /* A GeoIP database the configuration names and that cannot be opened
+     * is a configuration error (exit 2), as --check-config finds it. */
+    if (rc == EGR_OK && (rc = geo_open(&cfg->geo, &w->geo, err)) == EGR_EIO)
+        rc = EGR_EINVAL;
     if (rc == EGR_OK)
         rc = names_new(cfg->names_max, &w->names, err);
     if (rc == EGR_OK)

@@ -25,7 +25,11 @@ struct sensor_port;
 
 /* Opens the sinks and builds the policy of cfg. `source` names what is
  * read ("file a.pcap", "interface eth0"), for the heartbeat; NULL is "".
- * The sensor keeps no pointer into cfg. */
+ * The sensor keeps no pointer into cfg. Errors: EGR_EINVAL for what the
+ * configuration names or says (a policy file missing or malformed, a
+ * setting the sink refuses): egressd exits 2 for it, as --check-config
+ * does; anything else (an output that cannot be opened) is a run-time
+ * failure. */
 int sensor_open(const struct egr_config *cfg, const char *json_path, const char *source,
                 struct sensor **out, struct egr_err *err);
 
