@@ -9,6 +9,14 @@
  * never waits for the workers and a worker never waits for anyone on its
  * record path. The alert state shards its own locks (policy-alerts.c);
  * records and alerts go out through each port's own writers.
+ *
+ * A SIGHUP reload is parsed and built on a thread of its own (the reload
+ * thread, started with the first one): a large or hostile configuration
+ * file takes its time there while the packets go on. The finished policy
+ * waits in `rl_ready`; the control thread swaps it in at its next
+ * sensor_reload_poll() (a relaxed atomic load when there is nothing), and
+ * hands the replaced policy back to the reload thread to drop, so freeing
+ * big intel lists does not happen between packets either.
  */
 #include "egressd/sensor.h"
 
@@ -19,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "egressd/config.h"
 #include "egressd/outputs.h"
 
 #define FLUSH_US 100000u /* a port hands its buffers over at least this often */
@@ -34,6 +43,15 @@ struct sensor {
     _Atomic uint64_t last_us;    /* packet time of the latest record of any closed port */
     time_t next_save, next_intel_check, next_flush; /* control thread */
     struct egr_err note;         /* last background failure, for the log */
+    /* the reload thread */
+    pthread_t rl_thread;
+    int rl_started;                  /* control thread */
+    pthread_mutex_t rl_mu;           /* guards the four below */
+    pthread_cond_t rl_cv;
+    char rl_path[4096];
+    int rl_want, rl_quit;
+    struct policy *rl_old;           /* replaced, for the reload thread to drop */
+    _Atomic(struct policy *) rl_ready; /* built, for the control thread to swap in */
 };
 
 struct sensor_port {
@@ -89,6 +107,9 @@ int sensor_open(const struct egr_config *cfg, const char *json_path, const char 
     }
     policy_state_seed(s->policy, s->pstate);
     pthread_mutex_init(&s->pol_mu, NULL);
+    pthread_mutex_init(&s->rl_mu, NULL);
+    pthread_cond_init(&s->rl_cv, NULL);
+    atomic_init(&s->rl_ready, NULL);
     schedule(s);
     *out = s;
     return EGR_OK;
@@ -203,6 +224,115 @@ int sensor_reload(struct sensor *s, const struct egr_config *cfg, struct egr_err
     return swap_policy(s, &cfg->policy, err);
 }
 
+/* Loads rl_path and builds its policy; the result goes to rl_ready (a
+ * newer one replaces one not yet swapped in). One line says how it went. */
+static void reload_build(struct sensor *s, const char *path)
+{
+    struct egr_config cfg;
+    struct egr_err err = {""};
+    struct policy *next = NULL;
+    config_defaults(&cfg);
+    int rc = config_load(&cfg, path, &err);
+    if (rc == EGR_OK)
+        rc = policy_new(&cfg.policy, &next, &err);
+    config_free(&cfg);
+    if (rc != EGR_OK) {
+        fprintf(stderr, "egressd: reload failed, the configuration in force stays: %s\n",
+                err.msg);
+        return;
+    }
+    /* The alert state locks itself: seeding it here races nothing. */
+    policy_state_seed(next, s->pstate);
+    policy_free(atomic_exchange(&s->rl_ready, next));
+    /* In force from the next packet the control thread sees. */
+    fprintf(stderr, "egressd: %s reloaded (policy, inventory, intel lists)\n", path);
+}
+
+static void *reload_main(void *arg)
+{
+    struct sensor *s = arg;
+    char path[sizeof(s->rl_path)];
+    pthread_mutex_lock(&s->rl_mu);
+    for (;;) {
+        while (!s->rl_want && !s->rl_quit && !s->rl_old)
+            pthread_cond_wait(&s->rl_cv, &s->rl_mu);
+        if (s->rl_old) {
+            struct policy *old = s->rl_old;
+            s->rl_old = NULL;
+            pthread_mutex_unlock(&s->rl_mu);
+            policy_free(old);
+            pthread_mutex_lock(&s->rl_mu);
+            continue;
+        }
+        if (s->rl_quit)
+            break;
+        s->rl_want = 0;
+        memcpy(path, s->rl_path, sizeof(path));
+        pthread_mutex_unlock(&s->rl_mu);
+        reload_build(s, path);
+        pthread_mutex_lock(&s->rl_mu);
+    }
+    pthread_mutex_unlock(&s->rl_mu);
+    return NULL;
+}
+
+int sensor_reload_start(struct sensor *s, const char *config_path, struct egr_err *err)
+{
+    if (strlen(config_path) >= sizeof(s->rl_path))
+        return egr_fail(err, EGR_EINVAL, "%s: path too long", config_path);
+    if (!s->rl_started) {
+        int e = pthread_create(&s->rl_thread, NULL, reload_main, s);
+        if (e != 0)
+            return egr_fail(err, EGR_ERR, "cannot start the reload thread: %s", strerror(e));
+        s->rl_started = 1;
+    }
+    pthread_mutex_lock(&s->rl_mu);
+    /* A reload asked for while one is being built runs again after it:
+     * the file may have changed since that one read it. */
+    snprintf(s->rl_path, sizeof(s->rl_path), "%s", config_path);
+    s->rl_want = 1;
+    pthread_cond_signal(&s->rl_cv);
+    pthread_mutex_unlock(&s->rl_mu);
+    return EGR_OK;
+}
+
+int sensor_reload_poll(struct sensor *s)
+{
+    if (!atomic_load_explicit(&s->rl_ready, memory_order_relaxed))
+        return 0;
+    struct policy *next = atomic_exchange(&s->rl_ready, NULL);
+    if (!next)
+        return 0;
+    pthread_mutex_lock(&s->pol_mu);
+    struct policy *old = s->policy;
+    s->policy = next;
+    atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
+    pthread_mutex_unlock(&s->pol_mu);
+    schedule(s);
+    pthread_mutex_lock(&s->rl_mu);
+    struct policy *drop = s->rl_old; /* two swaps before the thread ran: rare */
+    s->rl_old = old;
+    pthread_cond_signal(&s->rl_cv);
+    pthread_mutex_unlock(&s->rl_mu);
+    policy_free(drop);
+    return 1;
+}
+
+static void reload_stop(struct sensor *s)
+{
+    if (s->rl_started) {
+        pthread_mutex_lock(&s->rl_mu);
+        s->rl_quit = 1;
+        pthread_cond_signal(&s->rl_cv);
+        pthread_mutex_unlock(&s->rl_mu);
+        pthread_join(s->rl_thread, NULL);
+        s->rl_started = 0;
+    }
+    policy_free(s->rl_old);
+    s->rl_old = NULL;
+    policy_free(atomic_exchange(&s->rl_ready, NULL));
+}
+
 static void save_baseline(struct sensor *s)
 {
     struct egr_err e;
@@ -226,6 +356,7 @@ void sensor_poll(struct sensor *s)
      * learned and picks up new intel. Only this thread swaps the policy,
      * so reading the pointer here needs no lock. */
     time_t now = now_s();
+    sensor_reload_poll(s);
     outputs_poll(&s->out);
     /* Once a second the JSON lines the ports handed over reach the file: a
      * reader (tail -f, a SIEM shipper) on a quiet link is never more than
@@ -288,6 +419,9 @@ static void ctl_alert(void *arg, const struct alert_record *a)
 
 int sensor_finish(struct sensor *s, struct run_stats *st, struct egr_err *err)
 {
+    /* A reload still being built is waited for and dropped: it touches the
+     * alert state, which goes below. */
+    reload_stop(s);
     policy_flush(s->policy, s->pstate, atomic_load(&s->last_us), ctl_alert, s);
     if (policy_learning(s->policy))
         save_baseline(s);
@@ -299,6 +433,8 @@ int sensor_finish(struct sensor *s, struct run_stats *st, struct egr_err *err)
     policy_state_free(s->pstate);
     policy_free(s->policy);
     pthread_mutex_destroy(&s->pol_mu);
+    pthread_mutex_destroy(&s->rl_mu);
+    pthread_cond_destroy(&s->rl_cv);
     free(s);
     return rc;
 }
