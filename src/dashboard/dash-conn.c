@@ -192,7 +192,9 @@ static struct bufferevent *make_bev(struct event_base *base, void *arg)
         return NULL;
     }
     bufferevent_incref(bev);
-    reap(c);
+    /* At the cap, what evhttp let go since the last sweep makes room first. */
+    if (c->open - c->closing >= c->max)
+        reap(c);
     k->bev = bev;
     k->start = now_s();
     /* The cap counts live connections; one that is closing still holds a

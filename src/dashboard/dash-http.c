@@ -58,6 +58,7 @@ struct dash_http {
     char token[256];
     char static_dir[4096];
     struct sse_client *clients;
+    size_t nclients;
     struct event *keepalive;
     struct dash_conns *conns;
 };
@@ -729,6 +730,7 @@ static void sse_closed(struct evhttp_connection *evcon, void *arg)
     for (struct sse_client **p = &h->clients; *p; p = &(*p)->next)
         if (*p == c) {
             *p = c->next;
+            h->nclients--;
             break;
         }
     /* A client that went away leaves the request to us (libevent detaches
@@ -768,6 +770,15 @@ void dash_http_notify(void *ctx, const struct dash_val *entry, int up)
 
 static void serve_events(struct dash_http *h, struct evhttp_request *req)
 {
+    /* An event stream holds its connection for good and is never pushed
+     * out at the cap: half the cap at most, so streams cannot take every
+     * connection. */
+    struct dash_conn_stats st;
+    dash_conns_stats(h->conns, &st);
+    if (h->nclients >= (st.max + 1) / 2) {
+        send_error(req, 503, "too many event streams");
+        return;
+    }
     struct sse_client *c = calloc(1, sizeof(*c));
     if (!c) {
         evhttp_send_error(req, 500, NULL);
@@ -783,6 +794,7 @@ static void serve_events(struct dash_http *h, struct evhttp_request *req)
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), sse_closed, c);
     c->next = h->clients;
     h->clients = c;
+    h->nclients++;
     char hello[64];
     int n = snprintf(hello, sizeof(hello), "retry: 2000\nevent: redis\ndata: {\"up\":%s}\n\n",
                      dash_redis_up(*h->redis) ? "true" : "false");

@@ -6,6 +6,7 @@ a real redis-server behind it.
              off) against a dashboard limited to 256 descriptors: /healthz
              answers every probe within 1 s, the dashboard uses under 3 CPU-s
              and writes under 1 MB of log, and says it pushed connections out
+  streams    event streams (never pushed out) get half the cap at most
   deadline   one trickling client is cut off after --request-timeout even
              though it never stops sending; a client that sends its request
              whole on a kept-alive connection is not
@@ -238,6 +239,22 @@ with socket.create_connection(("127.0.0.1", d.port), timeout=5) as s:
         ok += data.startswith(b"HTTP/1.1 200")
         time.sleep(1.0)
 C.check(ok == 3, f"deadline: {ok} of 3 requests answered on a kept-alive connection")
+
+# ---- event streams take at most half the cap ------------------------------------
+d.stop()
+d = Dashboard(redis.url, extra=["--max-connections", "6"])
+streams, codes = [], []
+for i in range(4):
+    s = socket.create_connection(("127.0.0.1", d.port), timeout=5)
+    s.sendall(b"GET /api/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    codes.append(s.recv(64)[:12])
+    streams.append(s)
+C.check(codes == [b"HTTP/1.1 200"] * 3 + [b"HTTP/1.1 503"],
+        f"streams: answers {codes} (want 3 streams of a cap of 6, then 503)")
+st, body = d.get("/healthz")
+C.check(st == 200, f"streams: /healthz beside 3 streams -> {st}")
+for s in streams:
+    s.close()
 
 # ---- paths with control bytes ----------------------------------------------------
 for path, want in (("/app.js", 200), ("/app.js%00/../../etc/passwd", 400), ("/app.js%00", 400),
