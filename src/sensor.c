@@ -12,7 +12,8 @@
  *
  * A SIGHUP reload is parsed and built on a thread of its own (the reload
  * thread, started with the first one): a large or hostile configuration
- * file takes its time there while the packets go on. The finished policy
+ * file takes its time there while the packets go on. So are the intel
+ * lists when the timer finds them changed. The finished policy
  * waits in `rl_ready`; the control thread swaps it in at its next
  * sensor_reload_poll() (a relaxed atomic load when there is nothing), and
  * hands the replaced policy back to the reload thread to drop, so freeing
@@ -46,11 +47,12 @@ struct sensor {
     /* the reload thread */
     pthread_t rl_thread;
     int rl_started;                  /* control thread */
-    pthread_mutex_t rl_mu;           /* guards the four below */
+    pthread_mutex_t rl_mu;           /* guards the five below */
     pthread_cond_t rl_cv;
     char rl_path[4096];
     int rl_want, rl_quit;
     struct policy *rl_old;           /* replaced, for the reload thread to drop */
+    struct policy *rl_intel;         /* a reference: rebuild its configuration (intel changed) */
     _Atomic(struct policy *) rl_ready; /* built, for the control thread to swap in */
 };
 
@@ -248,13 +250,42 @@ static void reload_build(struct sensor *s, const char *path)
     fprintf(stderr, "egressd: %s reloaded (policy, inventory, intel lists)\n", path);
 }
 
+/* The intel lists of `base` changed on disk: the same configuration built
+ * again. Published only if no newer policy (a SIGHUP's, which read the
+ * lists afresh) waits already. One line per distinct failure. */
+static void intel_build(struct sensor *s, struct policy *base, struct egr_err *note)
+{
+    struct egr_err e = {""};
+    struct policy *next = NULL;
+    /* A copy: base (our reference) holds the configuration meanwhile. */
+    struct policy_config pc = *policy_config_of(base);
+    int rc = policy_new(&pc, &next, &e);
+    policy_free(base);
+    if (rc != EGR_OK) {
+        if (strcmp(e.msg, note->msg)) {
+            fprintf(stderr, "egressd: intel lists not reloaded, the old ones stay: %s\n", e.msg);
+            *note = e;
+        }
+        return;
+    }
+    policy_state_seed(next, s->pstate);
+    struct policy *none = NULL;
+    if (!atomic_compare_exchange_strong(&s->rl_ready, &none, next)) {
+        policy_free(next);
+        return;
+    }
+    note->msg[0] = '\0';
+    fprintf(stderr, "egressd: intel lists reloaded\n");
+}
+
 static void *reload_main(void *arg)
 {
     struct sensor *s = arg;
     char path[sizeof(s->rl_path)];
+    struct egr_err note = {""};
     pthread_mutex_lock(&s->rl_mu);
     for (;;) {
-        while (!s->rl_want && !s->rl_quit && !s->rl_old)
+        while (!s->rl_want && !s->rl_quit && !s->rl_old && !s->rl_intel)
             pthread_cond_wait(&s->rl_cv, &s->rl_mu);
         if (s->rl_old) {
             struct policy *old = s->rl_old;
@@ -266,6 +297,15 @@ static void *reload_main(void *arg)
         }
         if (s->rl_quit)
             break;
+        /* Before a SIGHUP's: that one is newer and must win. */
+        if (s->rl_intel) {
+            struct policy *base = s->rl_intel;
+            s->rl_intel = NULL;
+            pthread_mutex_unlock(&s->rl_mu);
+            intel_build(s, base, &note);
+            pthread_mutex_lock(&s->rl_mu);
+            continue;
+        }
         s->rl_want = 0;
         memcpy(path, s->rl_path, sizeof(path));
         pthread_mutex_unlock(&s->rl_mu);
@@ -276,16 +316,23 @@ static void *reload_main(void *arg)
     return NULL;
 }
 
+static int reload_thread(struct sensor *s, struct egr_err *err)
+{
+    if (s->rl_started)
+        return EGR_OK;
+    int e = pthread_create(&s->rl_thread, NULL, reload_main, s);
+    if (e != 0)
+        return egr_fail(err, EGR_ERR, "cannot start the reload thread: %s", strerror(e));
+    s->rl_started = 1;
+    return EGR_OK;
+}
+
 int sensor_reload_start(struct sensor *s, const char *config_path, struct egr_err *err)
 {
     if (strlen(config_path) >= sizeof(s->rl_path))
         return egr_fail(err, EGR_EINVAL, "%s: path too long", config_path);
-    if (!s->rl_started) {
-        int e = pthread_create(&s->rl_thread, NULL, reload_main, s);
-        if (e != 0)
-            return egr_fail(err, EGR_ERR, "cannot start the reload thread: %s", strerror(e));
-        s->rl_started = 1;
-    }
+    if (reload_thread(s, err) != EGR_OK)
+        return EGR_ERR;
     pthread_mutex_lock(&s->rl_mu);
     /* A reload asked for while one is being built runs again after it:
      * the file may have changed since that one read it. */
@@ -330,6 +377,8 @@ static void reload_stop(struct sensor *s)
     }
     policy_free(s->rl_old);
     s->rl_old = NULL;
+    policy_free(s->rl_intel);
+    s->rl_intel = NULL;
     policy_free(atomic_exchange(&s->rl_ready, NULL));
 }
 
@@ -373,18 +422,20 @@ void sensor_poll(struct sensor *s)
     }
     if (s->next_intel_check && now >= s->next_intel_check) {
         s->next_intel_check = now + policy_config_of(s->policy)->intel_check;
-        if (policy_intel_changed(s->policy)) {
-            struct egr_err e;
-            /* A copy: swap_policy frees the policy that holds the config. */
-            struct policy_config pc = *policy_config_of(s->policy);
-            if (swap_policy(s, &pc, &e) == EGR_OK)
-                fprintf(stderr, "egressd: intel lists reloaded\n");
-            else if (strcmp(e.msg, s->note.msg)) {
-                /* One line per distinct failure, not one per check. */
-                fprintf(stderr, "egressd: intel lists not reloaded, the old ones stay: %s\n",
-                        e.msg);
-                s->note = e;
-            }
+        /* Built on the reload thread, like a SIGHUP's; swapped in by
+         * sensor_reload_poll() when done. */
+        struct egr_err e = {""};
+        if (!policy_intel_changed(s->policy)) {
+            /* nothing to do */
+        } else if (reload_thread(s, &e) == EGR_OK) {
+            pthread_mutex_lock(&s->rl_mu);
+            if (!s->rl_intel)
+                s->rl_intel = policy_ref(s->policy);
+            pthread_cond_signal(&s->rl_cv);
+            pthread_mutex_unlock(&s->rl_mu);
+        } else if (strcmp(e.msg, s->note.msg)) {
+            fprintf(stderr, "egressd: intel lists not reloaded: %s\n", e.msg);
+            s->note = e;
         }
     }
 }

@@ -11,6 +11,8 @@ so the test knows what egressd has read:
          the depth error, the old policy stays
   after  every packet was processed, and the flow records are those of a
          plain run
+  intel  an intel list changed on disk (intel_check_interval) is rebuilt
+         the same way: one "intel lists reloaded", every packet counted
 
 Takes about 10 s."""
 import json
@@ -163,4 +165,45 @@ if len(stats) == 2:
     c.check(stats[1]["packets"] == len(packets), f"final stats: {stats[1]} (want {len(packets)} packets)")
 c.check(sorted(flow_key(f) for f in egrtest.flows(ev)) == base_flows,
         "the flow records differ from a plain run")
+
+# ---- intel: a changed list is rebuilt on the reload thread too --------------------------
+# intel_check_interval 1: the timer (run between packets every 1024) sees the
+# list changed, the reload thread builds it, the next packets swap it in.
+import redisharness  # noqa: E402
+udp = os.path.join(tmp, "udp.pcap")
+redisharness.write_udp_flows(udp, 4000)
+with open(udp, "rb") as f:
+    raw = f.read()
+uhdr, upk, off = raw[:24], [], 24
+while off + 16 <= len(raw):
+    caplen = struct.unpack_from("<I", raw, off + 8)[0]
+    upk.append(raw[off:off + 16 + caplen])
+    off += 16 + caplen
+ilist = os.path.join(tmp, "intel", "timer.txt")
+with open(ilist, "w") as f:
+    f.write("a.example.org\n")
+write_cfg(f"intel_check_interval: 1\nintel:\n  - name: timer\n    type: domain\n    file: {ilist}\n")
+out2 = os.path.join(tmp, "timer.json")
+err2 = os.path.join(tmp, "timer.err")
+with open(err2, "w") as ef:
+    q = subprocess.Popen([egrtest.BIN, "-c", cfg, "-r", "-", "--json", out2], stdin=subprocess.PIPE, stderr=ef)
+    q.stdin.write(uhdr + b"".join(upk[:1100]))
+    q.stdin.flush()
+    time.sleep(0.3)
+    with open(ilist, "a") as f:
+        f.write("h7.example.net\n")
+    time.sleep(1.5)
+    q.stdin.write(b"".join(upk[1100:2200]))
+    q.stdin.flush()
+    end = time.time() + 20
+    while time.time() < end and "intel lists" not in open(err2).read():
+        time.sleep(0.05)
+    q.stdin.write(b"".join(upk[2200:]))
+    q.stdin.close()
+    rc = q.wait(timeout=60)
+msg = open(err2).read()
+c.check(rc == 0 and msg.count("intel lists reloaded") == 1 and "not reloaded" not in msg,
+        f"intel timer: exit {rc}, {msg!r} (want one 'intel lists reloaded')")
+st = [e["stats"]["capture"] for e in read_events(out2) if e["event_type"] == "stats"]
+c.check(st and st[-1]["packets"] == len(upk), f"intel timer: stats {st} (want {len(upk)} packets)")
 c.done()
