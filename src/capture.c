@@ -183,6 +183,20 @@ const char *capture_name(const struct capture *c)
     return c->name;
 }
 
+/* A classic pcap file stores seconds in 32 bits, which libpcap reads as
+ * signed: from 2038-01-19T03:14:08Z on they come back negative. They are
+ * unsigned in the format's practice (valid until 2106), so a negative value
+ * in the 32-bit range is taken as such. pcapng's 64-bit times and the
+ * kernel's never are negative; anything else negative is clamped to 0. */
+static int64_t file_seconds(const struct capture *c, long long sec)
+{
+    if (sec >= 0)
+        return sec;
+    if (!c->live && sec >= INT32_MIN)
+        return (int64_t)(uint32_t)(int32_t)sec;
+    return 0;
+}
+
 int capture_next(struct capture *c, struct capture_pkt *p, struct egr_err *err)
 {
     struct pcap_pkthdr *h;
@@ -199,10 +213,9 @@ int capture_next(struct capture *c, struct capture_pkt *p, struct egr_err *err)
         p->data = data;
         p->caplen = h->caplen;
         p->wire_len = h->len < h->caplen ? h->caplen : h->len;
-        /* Negative or absurd timestamps from broken files are clamped to 0. */
         uint64_t frac = (uint64_t)(h->ts.tv_usec < 0 ? 0 : h->ts.tv_usec);
         frac = c->nano ? frac % 1000000000u / 1000u : frac % 1000000u;
-        p->ts_us = h->ts.tv_sec < 0 ? 0 : (uint64_t)h->ts.tv_sec * 1000000ull + frac;
+        p->ts_us = (uint64_t)file_seconds(c, h->ts.tv_sec) * 1000000ull + frac;
         return 1;
     }
     if (rc == PCAP_ERROR_BREAK || (rc == 0 && c->live))

@@ -22,6 +22,17 @@
 #define CFG_FILE_MAX (16u << 20) /* larger is not a configuration */
 #define CFG_PATH_MAX 256         /* longest dotted path shown or matched */
 #define CFG_SHOW_MAX 40          /* bytes of an offending value quoted back */
+/* Bounds on the document's shape, checked by prescan() before the document
+ * is built: libyaml's scanner works per token in proportion to the nesting
+ * depth (quadratic overall: 100k nested '[' took 27 CPU-s), and aliases let
+ * a small file stand for a huge tree that the walkers below would visit
+ * node by node. */
+#define CFG_DEPTH_MAX 64           /* nested mappings and sequences */
+/* Nodes that aliases stand for, counted as if each alias were a copy of its
+ * anchor's tree. The file's own nodes are bounded by its size (a baseline
+ * of 100,000 learned destinations is ~900,000); this bounds the fan-out. */
+#define CFG_ALIAS_NODES_MAX 250000u
+#define CFG_ANCHORS_MAX 4096u      /* distinct anchors (found by a linear search) */
 
 struct config_parse {
     const char *file;
@@ -585,6 +596,124 @@ static int yaml_failure(const yaml_parser_t *yp, const char *file, const char *b
                     problem);
 }
 
+struct anchor_size {
+    char *name;
+    uint64_t nodes;
+};
+
+/* One pass over the events, stopping at the first bound exceeded: depth,
+ * the nodes aliases stand for (an alias counts the nodes of its anchor's
+ * tree, aliases inside it counted the same way) and anchors. A syntax
+ * error is left for the loader to report. */
+static int prescan(const char *path, const char *buf, size_t len, struct egr_err *err)
+{
+    yaml_parser_t yp;
+    if (!yaml_parser_initialize(&yp))
+        return egr_fail(err, EGR_ENOMEM, "%s: out of memory", path);
+    yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
+    struct {
+        uint64_t nodes;
+        char *anchor;
+    } stack[CFG_DEPTH_MAX + 1];
+    size_t depth = 0;
+    uint64_t aliased = 0;
+    struct anchor_size *anchors = NULL;
+    size_t nanchors = 0;
+    int rc = EGR_OK, done = 0;
+    while (rc == EGR_OK && !done) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&yp, &ev))
+            break; /* the loader reports it, with its position */
+        unsigned long line = (unsigned long)ev.start_mark.line + 1;
+        unsigned long col = (unsigned long)ev.start_mark.column + 1;
+        uint64_t add = 0;
+        const char *anchor = NULL;
+        switch (ev.type) {
+        case YAML_STREAM_END_EVENT:
+            done = 1;
+            break;
+        case YAML_SCALAR_EVENT:
+            add = 1;
+            anchor = (const char *)ev.data.scalar.anchor;
+            break;
+        case YAML_ALIAS_EVENT:
+            add = 1; /* an alias to an unknown anchor: the loader says so */
+            for (size_t i = 0; i < nanchors; i++)
+                if (!strcmp(anchors[i].name, (const char *)ev.data.alias.anchor))
+                    add = anchors[i].nodes;
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (depth == CFG_DEPTH_MAX) {
+                rc = egr_fail(err, EGR_EINVAL, "%s:%lu:%lu: nested deeper than %d levels, "
+                              "not a configuration", path, line, col, CFG_DEPTH_MAX);
+                break;
+            }
+            anchor = ev.type == YAML_SEQUENCE_START_EVENT
+                         ? (const char *)ev.data.sequence_start.anchor
+                         : (const char *)ev.data.mapping_start.anchor;
+            stack[depth].nodes = 1;
+            stack[depth].anchor = anchor ? strdup(anchor) : NULL;
+            if (anchor && !stack[depth].anchor)
+                rc = egr_fail(err, EGR_ENOMEM, "%s: out of memory", path);
+            depth++;
+            anchor = NULL;
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            if (depth == 0)
+                break;
+            depth--;
+            add = stack[depth].nodes;
+            anchor = stack[depth].anchor;
+            break;
+        default:
+            break;
+        }
+        if (rc == EGR_OK && anchor) {
+            /* A name used again rebinds it: the newest definition wins. */
+            size_t i = 0;
+            while (i < nanchors && strcmp(anchors[i].name, anchor))
+                i++;
+            if (i == nanchors) {
+                struct anchor_size *na =
+                    nanchors < CFG_ANCHORS_MAX ? realloc(anchors, (nanchors + 1) * sizeof(*na))
+                                               : NULL;
+                char *name = na ? strdup(anchor) : NULL;
+                if (na)
+                    anchors = na;
+                if (!name)
+                    rc = nanchors >= CFG_ANCHORS_MAX
+                             ? egr_fail(err, EGR_EINVAL, "%s:%lu:%lu: more than %u anchors, "
+                                        "not a configuration", path, line, col, CFG_ANCHORS_MAX)
+                             : egr_fail(err, EGR_ENOMEM, "%s: out of memory", path);
+                else
+                    anchors[nanchors++] = (struct anchor_size){name, 0};
+            }
+            if (rc == EGR_OK)
+                anchors[i].nodes = add;
+        }
+        if (ev.type == YAML_SEQUENCE_END_EVENT || ev.type == YAML_MAPPING_END_EVENT)
+            free(stack[depth].anchor);
+        /* Sizes go up the stack as collections end. */
+        if (rc == EGR_OK && add && depth)
+            stack[depth - 1].nodes += add;
+        if (ev.type == YAML_ALIAS_EVENT)
+            aliased += add;
+        if (rc == EGR_OK && aliased > CFG_ALIAS_NODES_MAX)
+            rc = egr_fail(err, EGR_EINVAL, "%s:%lu:%lu: aliases stand for more than %u nodes, "
+                          "not a configuration", path, line, col, CFG_ALIAS_NODES_MAX);
+        yaml_event_delete(&ev);
+    }
+    while (depth)
+        free(stack[--depth].anchor);
+    for (size_t i = 0; i < nanchors; i++)
+        free(anchors[i].name);
+    free(anchors);
+    yaml_parser_delete(&yp);
+    return rc;
+}
+
 int config_load_table(const char *path, const struct config_key *keys, size_t nkeys,
                       void *base, struct egr_err *err)
 {
@@ -593,6 +722,11 @@ int config_load_table(const char *path, const struct config_key *keys, size_t nk
     int rc = read_file(path, &buf, &len, err);
     if (rc != EGR_OK)
         return rc;
+    rc = prescan(path, buf, len, err);
+    if (rc != EGR_OK) {
+        free(buf);
+        return rc;
+    }
 
     yaml_parser_t yp;
     if (!yaml_parser_initialize(&yp)) {

@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ndpi_api.h>
 
@@ -888,6 +889,58 @@ const char *classify_risk_name(unsigned bit)
     if (bit == NDPI_NO_RISK || bit >= NDPI_MAX_RISK)
         return NULL;
     return ndpi_risk2str((ndpi_risk_enum)bit);
+}
+
+/* The names of nDPI's protocols, built once: a detection module is made
+ * for it (a few MB for a moment) and dropped. */
+static char **proto_names;
+static size_t nproto_names;
+static int proto_names_failed;
+static pthread_once_t proto_names_once = PTHREAD_ONCE_INIT;
+
+static void build_proto_names(void)
+{
+    pthread_mutex_lock(&cls_init_lock);
+    struct ndpi_detection_module_struct *m = ndpi_init_detection_module(ndpi_no_prefs);
+    if (m)
+        ndpi_finalize_initialization(m);
+    pthread_mutex_unlock(&cls_init_lock);
+    u_int n = m ? ndpi_get_num_supported_protocols(m) : 0;
+    proto_names = n ? calloc(n, sizeof(*proto_names)) : NULL;
+    for (u_int i = 0; proto_names && i < n; i++) {
+        const char *s = ndpi_get_proto_name(m, (u_int16_t)i);
+        if (s && *s && (proto_names[nproto_names] = strdup(s)))
+            nproto_names++;
+    }
+    proto_names_failed = !proto_names;
+    pthread_mutex_lock(&cls_init_lock);
+    if (m)
+        ndpi_exit_detection_module(m);
+    pthread_mutex_unlock(&cls_init_lock);
+}
+
+static int proto_name_in(const char *s, size_t len)
+{
+    for (size_t i = 0; i < nproto_names; i++)
+        if (strlen(proto_names[i]) == len && !strncasecmp(proto_names[i], s, len))
+            return 1;
+    return 0;
+}
+
+int classify_proto_known(const char *name)
+{
+    pthread_once(&proto_names_once, build_proto_names);
+    if (proto_names_failed)
+        return EGR_ENOMEM;
+    size_t len = strlen(name);
+    if (proto_name_in(name, len))
+        return 1;
+    /* Names may hold dots themselves ("Amazon.com"?): try every split. */
+    for (const char *dot = strchr(name, '.'); dot; dot = strchr(dot + 1, '.'))
+        if (proto_name_in(name, (size_t)(dot - name)) &&
+            proto_name_in(dot + 1, len - (size_t)(dot - name) - 1))
+            return 1;
+    return 0;
 }
 
 const char *classify_ndpi_version(void)

@@ -25,6 +25,8 @@
 #include "egressd/geo.h"
 #include "egressd/names.h"
 #include "egressd/redis-cluster.h"
+#include "egressd/redis-url.h"
+#include "egressd/spool.h"
 #include "cfgload.h"
 #include "policy-cfg.h"
 #include "policy-guard.h"
@@ -109,6 +111,61 @@ static int parse_redis_wait(struct config_parse *p, yaml_node_t *node, const cha
     return EGR_OK;
 }
 
+/* redis.url: parsed here as the sink will parse it, so a URL that cannot
+ * work fails the load (and --check-config) with its position rather than
+ * the start of a run. */
+static int parse_redis_url(struct config_parse *p, yaml_node_t *node, const char *path,
+                           void *field)
+{
+    static const struct config_key row = {"redis.url", CONFIG_STRING, 0, 0, 0,
+                                           sizeof(((struct sink_redis_config *)0)->url), NULL};
+    int rc = config_set_value(p, node, path, &row, field);
+    if (rc != EGR_OK || !((char *)field)[0])
+        return rc;
+    struct redis_endpoint ep;
+    struct egr_err e = {""};
+    if (redis_url_parse(field, &ep, &e) != EGR_OK) {
+        /* "redis.url: reason": the path is ours to add. */
+        const char *reason = strncmp(e.msg, "redis.url: ", 11) ? e.msg : e.msg + 11;
+        return config_error(p, node, path, "%s", reason);
+    }
+    return EGR_OK;
+}
+
+/* redis.spool_max_bytes: 0 (no spool) or a spool's smallest size and up. */
+static int parse_spool_max(struct config_parse *p, yaml_node_t *node, const char *path,
+                           void *field)
+{
+    static const struct config_key row = {"redis.spool_max_bytes", CONFIG_UINT, 0, 1ull << 40,
+                                           0, sizeof(uint64_t), NULL};
+    int rc = config_set_value(p, node, path, &row, field);
+    uint64_t v;
+    memcpy(&v, field, sizeof(v));
+    if (rc == EGR_OK && v != 0 && v < SPOOL_MIN_CAPACITY)
+        return config_error(p, node, path, "%" PRIu64 " is below %u (or 0 for no spool)", v,
+                            SPOOL_MIN_CAPACITY);
+    return rc;
+}
+
+/* Keys of the redis section that only mean something together, checked
+ * as the sink checks them when it opens (sink-redis.c). `where` names the
+ * file (or --redis). */
+int config_check_redis(const struct sink_redis_config *r, const char *where, struct egr_err *err)
+{
+    if (!r->url[0])
+        return EGR_OK;
+    struct redis_endpoint ep;
+    struct egr_err e = {""};
+    if (redis_url_parse(r->url, &ep, &e) != EGR_OK)
+        return egr_fail(err, EGR_EINVAL, "%s: %s", where, e.msg);
+    if (!r->prefix[0])
+        return egr_fail(err, EGR_EINVAL, "%s: redis.prefix: must not be empty", where);
+    if (ep.is_unix && r->seeds.n)
+        return egr_fail(err, EGR_EINVAL, "%s: redis.seeds: a unix:// redis.url takes no seeds "
+                        "(a cluster is reached over TCP)", where);
+    return EGR_OK;
+}
+
 /* ---- the table ---------------------------------------------------------- */
 
 #define FIELD(m) offsetof(struct egr_config, m), sizeof(((struct egr_config *)0)->m)
@@ -138,7 +195,7 @@ const struct config_key config_keys[] = {
     {"passive_dns.max_entries", CONFIG_UINT, 1, NAMES_MAX_ENTRIES, FIELD(names_max), NULL},
     {"passive_dns.min_ttl", CONFIG_DURATION, 0, 30 * DAY, FIELD(names_min_ttl), NULL},
     {"passive_dns.max_ttl", CONFIG_DURATION, 1, 30 * DAY, FIELD(names_max_ttl), NULL},
-    {"redis.url", CONFIG_STRING, 0, 0, FIELD(redis.url), NULL},
+    {"redis.url", CONFIG_CUSTOM, 0, 0, FIELD(redis.url), parse_redis_url},
     {"redis.username", CONFIG_STRING, 0, 0, FIELD(redis.username), NULL},
     {"redis.password", CONFIG_STRING, 0, 0, FIELD(redis.password), NULL},
     {"redis.prefix", CONFIG_STRING, 0, 0, FIELD(redis.prefix), NULL},
@@ -153,7 +210,7 @@ const struct config_key config_keys[] = {
     {"redis.batch_records", CONFIG_UINT, 1, 100000, FIELD(redis.batch_records), NULL},
     {"redis.flush_ms", CONFIG_UINT, 1, 60000, FIELD(redis.flush_ms), NULL},
     {"redis.spool_dir", CONFIG_STRING, 0, 0, FIELD(redis.spool_dir), NULL},
-    {"redis.spool_max_bytes", CONFIG_UINT, 0, 1ull << 40, FIELD(redis.spool_max_bytes), NULL},
+    {"redis.spool_max_bytes", CONFIG_CUSTOM, 0, 0, FIELD(redis.spool_max_bytes), parse_spool_max},
     {"redis.drain_timeout", CONFIG_DURATION, 0, DAY, FIELD(redis.drain_timeout), NULL},
     {"redis.timeout", CONFIG_DURATION, 1, 3600, FIELD(redis.timeout), NULL},
     {"redis.seeds", CONFIG_CUSTOM, 0, 0, FIELD(redis.seeds), parse_redis_seeds},
@@ -238,6 +295,12 @@ int config_load(struct egr_config *cfg, const char *path, struct egr_err *err)
     if (rc == EGR_OK && next.redis.eve.mode != REDIS_EVE_OFF && !next.redis.eve.key[0])
         rc = egr_fail(err, EGR_EINVAL, "%s: redis.eve.key: must not be empty with redis.eve.mode %s",
                       path, redis_eve_mode_name(next.redis.eve.mode));
+    if (rc == EGR_OK)
+        rc = config_check_redis(&next.redis, path, err);
+    if (rc == EGR_OK && next.names_min_ttl > next.names_max_ttl)
+        rc = egr_fail(err, EGR_EINVAL, "%s: passive_dns.min_ttl: %u s is above "
+                      "passive_dns.max_ttl (%u s)", path, (unsigned)next.names_min_ttl,
+                      (unsigned)next.names_max_ttl);
     /* Sections present but empty (`home_net: []`, as sensors/replay.yaml
      * shows them) configure no policy at all. */
     if (rc == EGR_OK && policy_spec_is_empty(next.policy.spec))

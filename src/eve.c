@@ -937,6 +937,7 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
     json_kv_u64(jb, "bytes", st->bytes);
     json_kv_u64(jb, "ip_packets", st->ip_packets);
     json_kv_u64(jb, "not_ip", st->not_ip);
+    json_kv_u64(jb, "time_backwards", st->time_backwards);
     json_kv_u64(jb, "inputs", st->inputs);
     json_kv_u64(jb, "input_errors", st->input_errors);
     json_kv_u64(jb, "kernel_drops", st->drop_kernel);

@@ -86,6 +86,7 @@ static void stats_add(struct run_stats *d, const struct run_stats *s)
     d->bytes += s->bytes;
     d->ip_packets += s->ip_packets;
     d->not_ip += s->not_ip;
+    d->time_backwards += s->time_backwards;
     d->drop_kernel += s->drop_kernel;
     d->drop_ifdrop += s->drop_ifdrop;
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)

@@ -17,6 +17,7 @@
 #include "egressd/classify.h"
 #include "egressd/config.h"
 #include "egressd/decode.h"
+#include "egressd/geo.h"
 #include "egressd/live.h"
 #include "egressd/policy.h"
 #include "egressd/privs.h"
@@ -115,7 +116,9 @@ struct run_ctl {
 };
 
 /* SIGHUP: load the configuration file again and put its policy, inventory
- * and intel lists in force. A file that does not load is reported and the
+ * and intel lists in force. The file is parsed and built on the sensor's
+ * reload thread; the packet loop swaps the result in between packets
+ * (sensor_reload_poll). A file that does not load is reported and the
  * policy in force stays; flow state is never touched. */
 static void reload_config(const struct run_ctl *ctl)
 {
@@ -128,16 +131,9 @@ static void reload_config(const struct run_ctl *ctl)
         fprintf(stderr, "egressd: SIGHUP: output reopened; no configuration file (-c) to reload\n");
         return;
     }
-    struct egr_config cfg;
     struct egr_err err = {""};
-    config_defaults(&cfg);
-    if (config_load(&cfg, ctl->config_path, &err) != EGR_OK ||
-        sensor_reload(ctl->sensor, &cfg, &err) != EGR_OK)
+    if (sensor_reload_start(ctl->sensor, ctl->config_path, &err) != EGR_OK)
         fprintf(stderr, "egressd: reload failed, the configuration in force stays: %s\n", err.msg);
-    else
-        fprintf(stderr, "egressd: %s reloaded (policy, inventory, intel lists)\n",
-                ctl->config_path);
-    config_free(&cfg);
 }
 
 static void handle_signals(const struct run_ctl *ctl)
@@ -187,6 +183,7 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
         }
         if ((rc = capture_next(c, &p, err)) != 1)
             break;
+        sensor_reload_poll(s);
         worker_packet(w, dlt, &p);
         if ((++n & 1023) == 0) {
             if ((n & 65535) == 0) {
@@ -211,6 +208,36 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
 static void live_reload(void *arg)
 {
     reload_config(arg);
+}
+
+/* A configuration error found while building what the configuration names
+ * (an intel list, the baseline, a GeoIP database): one line, with the
+ * configuration's path in front unless the message has it already. */
+static void config_fail(const char *config_path, const struct egr_err *err)
+{
+    if (config_path && strncmp(err->msg, config_path, strlen(config_path)) != 0)
+        fprintf(stderr, "egressd: %s: %s\n", config_path, err->msg);
+    else
+        fprintf(stderr, "egressd: %s\n", err->msg);
+}
+
+/* What a run builds from the configuration, built once and dropped: the
+ * GeoIP databases and, for --check-config, the policy (intel lists, the
+ * baseline; a run builds it in sensor_open(), before any output). So the
+ * check and the run refuse the same configurations, with exit status 2. */
+static int check_built(const struct egr_config *cfg, const char *config_path, int policy)
+{
+    struct egr_err err = {""};
+    struct geo *geo = NULL;
+    struct policy *pol = NULL;
+    int rc = geo_open(&cfg->geo, &geo, &err);
+    if (rc == EGR_OK && policy)
+        rc = policy_new(&cfg->policy, &pol, &err);
+    policy_free(pol);
+    geo_free(geo);
+    if (rc != EGR_OK)
+        config_fail(config_path, &err);
+    return rc;
 }
 
 /* A whole decimal number in [lo, hi], or -1. */
@@ -249,17 +276,20 @@ static int run_live(struct live_opts *lo, const char *user, struct egr_config *c
     char source[1200];
     snprintf(source, sizeof(source), "interface %s%s", lo->ifaces[0], lo->nifaces > 1 ? " ..." : "");
     struct sensor *sensor;
-    if (sensor_open(cfg, json_path, source, &sensor, &err) != EGR_OK) {
-        fprintf(stderr, "egressd: %s\n", err.msg);
+    if ((rc = sensor_open(cfg, json_path, source, &sensor, &err)) != EGR_OK) {
+        if (rc == EGR_EINVAL)
+            config_fail(config_path, &err);
+        else
+            fprintf(stderr, "egressd: %s\n", err.msg);
         live_free(l);
-        return EXIT_RUNTIME;
+        return rc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
     struct run_stats st;
     memset(&st, 0, sizeof(st));
     int status = 0;
-    if (live_attach(l, cfg, sensor, &err) != EGR_OK) {
+    if ((rc = live_attach(l, cfg, sensor, &err)) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
-        status = EXIT_RUNTIME;
+        status = rc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     } else if (!sig_stop) {
         /* A stop asked for while starting up (before the event loop watches
          * the signals) ends the run before it begins. */
@@ -452,8 +482,16 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     config_resolve_geo(&cfg);
-    if (redis_url)
+    if (redis_url) {
         snprintf(cfg.redis.url, sizeof(cfg.redis.url), "%s", redis_url);
+        if (config_check_redis(&cfg.redis, "--redis", &err) != EGR_OK) {
+            fprintf(stderr, "egressd: %s\n", err.msg);
+            free(inputs);
+            free(ifaces);
+            config_free(&cfg);
+            return EXIT_USAGE;
+        }
+    }
     if (check_only) {
         if (!config_path) {
             fprintf(stderr, "egressd: --check-config needs -c CONFIG\n");
@@ -461,16 +499,12 @@ int main(int argc, char **argv)
             free(ifaces);
             return EXIT_USAGE;
         }
-        /* The policy too: intel files and the baseline must load. */
-        struct policy *pol;
-        if (policy_new(&cfg.policy, &pol, &err) != EGR_OK) {
-            fprintf(stderr, "egressd: %s\n", err.msg);
+        if (check_built(&cfg, config_path, 1) != EGR_OK) {
             free(inputs);
             free(ifaces);
             config_free(&cfg);
             return EXIT_USAGE;
         }
-        policy_free(pol);
         printf("%s: configuration OK\n", config_path);
         free(inputs);
         free(ifaces);
@@ -479,6 +513,14 @@ int main(int argc, char **argv)
     }
     if (!json_path)
         json_path = cfg.json_path[0] ? cfg.json_path : "-";
+    /* Before any output is opened (the policy fails in sensor_open(), also
+     * before its outputs). */
+    if ((nifaces || ninputs) && check_built(&cfg, config_path, 0) != EGR_OK) {
+        free(inputs);
+        free(ifaces);
+        config_free(&cfg);
+        return EXIT_USAGE;
+    }
     if (nifaces) {
         lo.ifaces = ifaces;
         lo.nifaces = nifaces;
@@ -501,24 +543,28 @@ int main(int argc, char **argv)
     char source[1200];
     snprintf(source, sizeof(source), "file %s%s", inputs[0], ninputs > 1 ? " ..." : "");
     struct sensor *sensor;
-    if (sensor_open(&cfg, json_path, source, &sensor, &err) != EGR_OK) {
-        fprintf(stderr, "egressd: %s\n", err.msg);
+    int orc = sensor_open(&cfg, json_path, source, &sensor, &err);
+    if (orc != EGR_OK) {
+        if (orc == EGR_EINVAL)
+            config_fail(config_path, &err);
+        else
+            fprintf(stderr, "egressd: %s\n", err.msg);
         free(inputs);
         free(ifaces);
         config_free(&cfg);
-        return EXIT_RUNTIME;
+        return orc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
 
     struct run_stats st;
     memset(&st, 0, sizeof(st));
     struct worker *w;
-    if (worker_new(&cfg, sensor, &w, &err) != EGR_OK) {
+    if ((orc = worker_new(&cfg, sensor, &w, &err)) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);
         sensor_finish(sensor, &st, &err);
         free(inputs);
         free(ifaces);
         config_free(&cfg);
-        return EXIT_RUNTIME;
+        return orc == EGR_EINVAL ? EXIT_USAGE : EXIT_RUNTIME;
     }
 
     struct run_ctl ctl = {config_path, sensor, w, &st};

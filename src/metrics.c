@@ -92,6 +92,9 @@ void metrics_render(struct evbuffer *b, const struct metrics_view *v)
          offsetof(struct run_stats, bytes)},
         {"egressd_ip_packets_total", "Frames that decoded to IP.",
          offsetof(struct run_stats, ip_packets)},
+        {"egressd_time_backwards_total",
+         "Frames stamped before the newest frame the worker had seen.",
+         offsetof(struct run_stats, time_backwards)},
     };
     for (size_t k = 0; k < EGR_ARRAY_LEN(counters); k++) {
         family(b, counters[k].name, "counter", counters[k].help);

@@ -479,6 +479,20 @@ static int ndpi_value(struct config_parse *p, yaml_node_t *node, const char *pat
     int rc = get_text(p, node, path, t, sizeof(t), "an nDPI protocol name");
     if (rc != EGR_OK)
         return rc;
+    /* An unknown name would make a rule that never matches. */
+    int known = classify_proto_known(t);
+    if (known < 0)
+        return config_error(p, node, path, "out of memory");
+    if (!known) {
+        char shown[200];
+        size_t o = 0;
+        for (const unsigned char *c = (const unsigned char *)t; *c && o + 5 < sizeof(shown); c++)
+            o += (size_t)snprintf(shown + o, sizeof(shown) - o,
+                                  *c >= 0x20 && *c < 0x7f && *c != '"' ? "%c" : "\\x%02x", *c);
+        return config_error(p, node, path, "\"%s\" is not a protocol of nDPI %s (names as a "
+                            "record's ndpi.proto has them: DNS, TLS, Google, TLS.YouTube)",
+                            shown, classify_ndpi_version());
+    }
     char *copy = strdup(t);
     char **slot = copy ? push(&r->ndpi, &r->nndpi, sizeof(char *)) : NULL;
     if (!slot) {

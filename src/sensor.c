@@ -9,6 +9,15 @@
  * never waits for the workers and a worker never waits for anyone on its
  * record path. The alert state shards its own locks (policy-alerts.c);
  * records and alerts go out through each port's own writers.
+ *
+ * A SIGHUP reload is parsed and built on a thread of its own (the reload
+ * thread, started with the first one): a large or hostile configuration
+ * file takes its time there while the packets go on. So are the intel
+ * lists when the timer finds them changed. The finished policy
+ * waits in `rl_ready`; the control thread swaps it in at its next
+ * sensor_reload_poll() (a relaxed atomic load when there is nothing), and
+ * hands the replaced policy back to the reload thread to drop, so freeing
+ * big intel lists does not happen between packets either.
  */
 #include "egressd/sensor.h"
 
@@ -19,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "egressd/config.h"
 #include "egressd/outputs.h"
 
 #define FLUSH_US 100000u /* a port hands its buffers over at least this often */
@@ -34,6 +44,16 @@ struct sensor {
     _Atomic uint64_t last_us;    /* packet time of the latest record of any closed port */
     time_t next_save, next_intel_check, next_flush; /* control thread */
     struct egr_err note;         /* last background failure, for the log */
+    /* the reload thread */
+    pthread_t rl_thread;
+    int rl_started;                  /* control thread */
+    pthread_mutex_t rl_mu;           /* guards the five below */
+    pthread_cond_t rl_cv;
+    char rl_path[4096];
+    int rl_want, rl_quit;
+    struct policy *rl_old;           /* replaced, for the reload thread to drop */
+    struct policy *rl_intel;         /* a reference: rebuild its configuration (intel changed) */
+    _Atomic(struct policy *) rl_ready; /* built, for the control thread to swap in */
 };
 
 struct sensor_port {
@@ -65,6 +85,10 @@ int sensor_open(const struct egr_config *cfg, const char *json_path, const char 
     if (!s)
         return egr_fail(err, EGR_ENOMEM, "out of memory");
     int rc = policy_new(&cfg->policy, &s->policy, err);
+    /* An intel list or baseline that cannot be read is the configuration's
+     * fault (--check-config says so too): not a run-time failure. */
+    if (rc != EGR_OK && rc != EGR_ENOMEM)
+        rc = EGR_EINVAL;
     if (rc == EGR_OK && !(s->pstate = policy_state_new()))
         rc = egr_fail(err, EGR_ENOMEM, "out of memory");
     int outputs_open_ok = 0;
@@ -85,6 +109,9 @@ int sensor_open(const struct egr_config *cfg, const char *json_path, const char 
     }
     policy_state_seed(s->policy, s->pstate);
     pthread_mutex_init(&s->pol_mu, NULL);
+    pthread_mutex_init(&s->rl_mu, NULL);
+    pthread_cond_init(&s->rl_cv, NULL);
+    atomic_init(&s->rl_ready, NULL);
     schedule(s);
     *out = s;
     return EGR_OK;
@@ -199,6 +226,162 @@ int sensor_reload(struct sensor *s, const struct egr_config *cfg, struct egr_err
     return swap_policy(s, &cfg->policy, err);
 }
 
+/* Loads rl_path and builds its policy; the result goes to rl_ready (a
+ * newer one replaces one not yet swapped in). One line says how it went. */
+static void reload_build(struct sensor *s, const char *path)
+{
+    struct egr_config cfg;
+    struct egr_err err = {""};
+    struct policy *next = NULL;
+    config_defaults(&cfg);
+    int rc = config_load(&cfg, path, &err);
+    if (rc == EGR_OK)
+        rc = policy_new(&cfg.policy, &next, &err);
+    config_free(&cfg);
+    if (rc != EGR_OK) {
+        fprintf(stderr, "egressd: reload failed, the configuration in force stays: %s\n",
+                err.msg);
+        return;
+    }
+    /* The alert state locks itself: seeding it here races nothing. */
+    policy_state_seed(next, s->pstate);
+    policy_free(atomic_exchange(&s->rl_ready, next));
+    /* In force from the next packet the control thread sees. */
+    fprintf(stderr, "egressd: %s reloaded (policy, inventory, intel lists)\n", path);
+}
+
+/* The intel lists of `base` changed on disk: the same configuration built
+ * again. Published only if no newer policy (a SIGHUP's, which read the
+ * lists afresh) waits already. One line per distinct failure. */
+static void intel_build(struct sensor *s, struct policy *base, struct egr_err *note)
+{
+    struct egr_err e = {""};
+    struct policy *next = NULL;
+    /* A copy: base (our reference) holds the configuration meanwhile. */
+    struct policy_config pc = *policy_config_of(base);
+    int rc = policy_new(&pc, &next, &e);
+    policy_free(base);
+    if (rc != EGR_OK) {
+        if (strcmp(e.msg, note->msg)) {
+            fprintf(stderr, "egressd: intel lists not reloaded, the old ones stay: %s\n", e.msg);
+            *note = e;
+        }
+        return;
+    }
+    policy_state_seed(next, s->pstate);
+    struct policy *none = NULL;
+    if (!atomic_compare_exchange_strong(&s->rl_ready, &none, next)) {
+        policy_free(next);
+        return;
+    }
+    note->msg[0] = '\0';
+    fprintf(stderr, "egressd: intel lists reloaded\n");
+}
+
+static void *reload_main(void *arg)
+{
+    struct sensor *s = arg;
+    char path[sizeof(s->rl_path)];
+    struct egr_err note = {""};
+    pthread_mutex_lock(&s->rl_mu);
+    for (;;) {
+        while (!s->rl_want && !s->rl_quit && !s->rl_old && !s->rl_intel)
+            pthread_cond_wait(&s->rl_cv, &s->rl_mu);
+        if (s->rl_old) {
+            struct policy *old = s->rl_old;
+            s->rl_old = NULL;
+            pthread_mutex_unlock(&s->rl_mu);
+            policy_free(old);
+            pthread_mutex_lock(&s->rl_mu);
+            continue;
+        }
+        if (s->rl_quit)
+            break;
+        /* Before a SIGHUP's: that one is newer and must win. */
+        if (s->rl_intel) {
+            struct policy *base = s->rl_intel;
+            s->rl_intel = NULL;
+            pthread_mutex_unlock(&s->rl_mu);
+            intel_build(s, base, &note);
+            pthread_mutex_lock(&s->rl_mu);
+            continue;
+        }
+        s->rl_want = 0;
+        memcpy(path, s->rl_path, sizeof(path));
+        pthread_mutex_unlock(&s->rl_mu);
+        reload_build(s, path);
+        pthread_mutex_lock(&s->rl_mu);
+    }
+    pthread_mutex_unlock(&s->rl_mu);
+    return NULL;
+}
+
+static int reload_thread(struct sensor *s, struct egr_err *err)
+{
+    if (s->rl_started)
+        return EGR_OK;
+    int e = pthread_create(&s->rl_thread, NULL, reload_main, s);
+    if (e != 0)
+        return egr_fail(err, EGR_ERR, "cannot start the reload thread: %s", strerror(e));
+    s->rl_started = 1;
+    return EGR_OK;
+}
+
+int sensor_reload_start(struct sensor *s, const char *config_path, struct egr_err *err)
+{
+    if (strlen(config_path) >= sizeof(s->rl_path))
+        return egr_fail(err, EGR_EINVAL, "%s: path too long", config_path);
+    if (reload_thread(s, err) != EGR_OK)
+        return EGR_ERR;
+    pthread_mutex_lock(&s->rl_mu);
+    /* A reload asked for while one is being built runs again after it:
+     * the file may have changed since that one read it. */
+    snprintf(s->rl_path, sizeof(s->rl_path), "%s", config_path);
+    s->rl_want = 1;
+    pthread_cond_signal(&s->rl_cv);
+    pthread_mutex_unlock(&s->rl_mu);
+    return EGR_OK;
+}
+
+int sensor_reload_poll(struct sensor *s)
+{
+    if (!atomic_load_explicit(&s->rl_ready, memory_order_relaxed))
+        return 0;
+    struct policy *next = atomic_exchange(&s->rl_ready, NULL);
+    if (!next)
+        return 0;
+    pthread_mutex_lock(&s->pol_mu);
+    struct policy *old = s->policy;
+    s->policy = next;
+    atomic_fetch_add_explicit(&s->gen, 1, memory_order_release);
+    pthread_mutex_unlock(&s->pol_mu);
+    schedule(s);
+    pthread_mutex_lock(&s->rl_mu);
+    struct policy *drop = s->rl_old; /* two swaps before the thread ran: rare */
+    s->rl_old = old;
+    pthread_cond_signal(&s->rl_cv);
+    pthread_mutex_unlock(&s->rl_mu);
+    policy_free(drop);
+    return 1;
+}
+
+static void reload_stop(struct sensor *s)
+{
+    if (s->rl_started) {
+        pthread_mutex_lock(&s->rl_mu);
+        s->rl_quit = 1;
+        pthread_cond_signal(&s->rl_cv);
+        pthread_mutex_unlock(&s->rl_mu);
+        pthread_join(s->rl_thread, NULL);
+        s->rl_started = 0;
+    }
+    policy_free(s->rl_old);
+    s->rl_old = NULL;
+    policy_free(s->rl_intel);
+    s->rl_intel = NULL;
+    policy_free(atomic_exchange(&s->rl_ready, NULL));
+}
+
 static void save_baseline(struct sensor *s)
 {
     struct egr_err e;
@@ -222,6 +405,7 @@ void sensor_poll(struct sensor *s)
      * learned and picks up new intel. Only this thread swaps the policy,
      * so reading the pointer here needs no lock. */
     time_t now = now_s();
+    sensor_reload_poll(s);
     outputs_poll(&s->out);
     /* Once a second the JSON lines the ports handed over reach the file: a
      * reader (tail -f, a SIEM shipper) on a quiet link is never more than
@@ -238,18 +422,20 @@ void sensor_poll(struct sensor *s)
     }
     if (s->next_intel_check && now >= s->next_intel_check) {
         s->next_intel_check = now + policy_config_of(s->policy)->intel_check;
-        if (policy_intel_changed(s->policy)) {
-            struct egr_err e;
-            /* A copy: swap_policy frees the policy that holds the config. */
-            struct policy_config pc = *policy_config_of(s->policy);
-            if (swap_policy(s, &pc, &e) == EGR_OK)
-                fprintf(stderr, "egressd: intel lists reloaded\n");
-            else if (strcmp(e.msg, s->note.msg)) {
-                /* One line per distinct failure, not one per check. */
-                fprintf(stderr, "egressd: intel lists not reloaded, the old ones stay: %s\n",
-                        e.msg);
-                s->note = e;
-            }
+        /* Built on the reload thread, like a SIGHUP's; swapped in by
+         * sensor_reload_poll() when done. */
+        struct egr_err e = {""};
+        if (!policy_intel_changed(s->policy)) {
+            /* nothing to do */
+        } else if (reload_thread(s, &e) == EGR_OK) {
+            pthread_mutex_lock(&s->rl_mu);
+            if (!s->rl_intel)
+                s->rl_intel = policy_ref(s->policy);
+            pthread_cond_signal(&s->rl_cv);
+            pthread_mutex_unlock(&s->rl_mu);
+        } else if (strcmp(e.msg, s->note.msg)) {
+            fprintf(stderr, "egressd: intel lists not reloaded: %s\n", e.msg);
+            s->note = e;
         }
     }
 }
@@ -284,6 +470,9 @@ static void ctl_alert(void *arg, const struct alert_record *a)
 
 int sensor_finish(struct sensor *s, struct run_stats *st, struct egr_err *err)
 {
+    /* A reload still being built is waited for and dropped: it touches the
+     * alert state, which goes below. */
+    reload_stop(s);
     policy_flush(s->policy, s->pstate, atomic_load(&s->last_us), ctl_alert, s);
     if (policy_learning(s->policy))
         save_baseline(s);
@@ -295,6 +484,8 @@ int sensor_finish(struct sensor *s, struct run_stats *st, struct egr_err *err)
     policy_state_free(s->pstate);
     policy_free(s->policy);
     pthread_mutex_destroy(&s->pol_mu);
+    pthread_mutex_destroy(&s->rl_mu);
+    pthread_cond_destroy(&s->rl_cv);
     free(s);
     return rc;
 }

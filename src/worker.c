@@ -36,6 +36,7 @@ struct worker {
     struct dns_stats dnsst;
     uint64_t packets, bytes, ip_packets, not_ip;
     uint64_t last_ts_us;
+    uint64_t time_backwards; /* packets older than the newest one before */
 };
 
 static void worker_emit(void *arg, struct flow_record *rec);
@@ -53,8 +54,10 @@ int worker_new(const struct egr_config *cfg, struct sensor *s, struct worker **o
         rc = sensor_port_open(s, &w->port, err);
     if (rc == EGR_OK)
         rc = judge_new(w->port, enrich, w, &w->judge, err);
-    if (rc == EGR_OK)
-        rc = geo_open(&cfg->geo, &w->geo, err);
+    /* A GeoIP database the configuration names and that cannot be opened
+     * is a configuration error (exit 2), as --check-config finds it. */
+    if (rc == EGR_OK && (rc = geo_open(&cfg->geo, &w->geo, err)) == EGR_EIO)
+        rc = EGR_EINVAL;
     if (rc == EGR_OK)
         rc = names_new(cfg->names_max, &w->names, err);
     if (rc == EGR_OK)
@@ -188,6 +191,8 @@ void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
     w->bytes += p->wire_len;
     if (p->ts_us > w->last_ts_us)
         w->last_ts_us = p->ts_us;
+    else if (p->ts_us < w->last_ts_us)
+        w->time_backwards++;
     judge_tick(w->judge, p->ts_us);
     int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
     if (rc == DECODE_OK) {
@@ -228,6 +233,7 @@ void worker_stats(const struct worker *w, struct run_stats *st)
     st->bytes += w->bytes;
     st->ip_packets += w->ip_packets;
     st->not_ip += w->not_ip;
+    st->time_backwards += w->time_backwards;
     if (w->last_ts_us > st->ts_us)
         st->ts_us = w->last_ts_us;
     for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)

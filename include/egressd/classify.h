@@ -82,6 +82,13 @@ void classify_fill_record(struct classify_ctx *ctx,
 /* Name of nDPI risk bit `bit` ("TLS Self-signed Certificate"...), or NULL. */
 const char *classify_risk_name(unsigned bit);
 
+/* 1 if `name` is a protocol nDPI can report (case-insensitive, as policy
+ * rules compare it: "TLS", "Google"), or a MASTER.APP pair of two such
+ * names ("TLS.YouTube"); 0 if not; EGR_ENOMEM if the list could not be
+ * built. The list is built from nDPI once, on first use, and shared by
+ * every thread. */
+int classify_proto_known(const char *name);
+
 /* nDPI library revision string. */
 const char *classify_ndpi_version(void);
 

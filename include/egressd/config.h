@@ -54,4 +54,12 @@ void config_free(struct egr_config *cfg);
  * unchanged. */
 int config_load(struct egr_config *cfg, const char *path, struct egr_err *err);
 
+/* The redis section's keys that only mean something together (the URL
+ * parses; a prefix; no seeds with a unix socket), as the Redis sink checks
+ * them when it opens. config_load() calls it; call it again after changing
+ * redis.url (--redis). `where` starts the message ("FILE" or "--redis").
+ * EGR_OK or EGR_EINVAL. */
+struct sink_redis_config;
+int config_check_redis(const struct sink_redis_config *r, const char *where, struct egr_err *err);
+
 #endif

@@ -25,7 +25,11 @@ struct sensor_port;
 
 /* Opens the sinks and builds the policy of cfg. `source` names what is
  * read ("file a.pcap", "interface eth0"), for the heartbeat; NULL is "".
- * The sensor keeps no pointer into cfg. */
+ * The sensor keeps no pointer into cfg. Errors: EGR_EINVAL for what the
+ * configuration names or says (a policy file missing or malformed, a
+ * setting the sink refuses): egressd exits 2 for it, as --check-config
+ * does; anything else (an output that cannot be opened) is a run-time
+ * failure. */
 int sensor_open(const struct egr_config *cfg, const char *json_path, const char *source,
                 struct sensor **out, struct egr_err *err);
 
@@ -68,6 +72,18 @@ void sensor_progress(struct sensor *s, const struct run_stats *st);
  * built first, then swapped in; each worker picks it up at its next
  * packet. On failure the old policy stays in force and err says why. */
 int sensor_reload(struct sensor *s, const struct egr_config *cfg, struct egr_err *err);
+
+/* SIGHUP: loads config_path again and builds its policy on the sensor's
+ * reload thread (started on first use), so a slow or hostile file never
+ * holds up the packets. One line on stderr says "reloaded" or why not (the
+ * old policy then stays). Only the configuration's policy, inventory and
+ * intel lists change. Call from the control thread; EGR_OK once asked. */
+int sensor_reload_start(struct sensor *s, const char *config_path, struct egr_err *err);
+
+/* Swaps in a policy the reload thread finished, if any (one relaxed atomic
+ * load when there is none): call it between packets on the control thread
+ * (sensor_poll() does). Returns 1 if a new policy is now in force. */
+int sensor_reload_poll(struct sensor *s);
 
 /* Reopens the output files by name (SIGHUP, after logrotate). On failure
  * the old files stay in use and err says why. */

@@ -46,6 +46,9 @@ struct run_stats {
     uint64_t bytes;            /* wire bytes of those frames */
     uint64_t ip_packets;       /* frames that decoded to IP */
     uint64_t not_ip;           /* frames without IP (ARP, ...) */
+    uint64_t time_backwards;   /* frames stamped before the newest one its
+                                * worker had seen (a clock step, merged or
+                                * reordered captures); processed all the same */
     uint64_t inputs;           /* capture files / interfaces read */
     uint64_t input_errors;     /* inputs that ended in an error */
     /* live capture drops (0 in replay): libpcap's counters summed over

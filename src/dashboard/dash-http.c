@@ -20,6 +20,7 @@
 #include <event2/bufferevent.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
@@ -27,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,7 +58,9 @@ struct dash_http {
     char token[256];
     char static_dir[4096];
     struct sse_client *clients;
+    size_t nclients;
     struct event *keepalive;
+    struct dash_conns *conns;
 };
 
 /* ---- replies -------------------------------------------------------------- */
@@ -726,6 +730,7 @@ static void sse_closed(struct evhttp_connection *evcon, void *arg)
     for (struct sse_client **p = &h->clients; *p; p = &(*p)->next)
         if (*p == c) {
             *p = c->next;
+            h->nclients--;
             break;
         }
     /* A client that went away leaves the request to us (libevent detaches
@@ -765,6 +770,15 @@ void dash_http_notify(void *ctx, const struct dash_val *entry, int up)
 
 static void serve_events(struct dash_http *h, struct evhttp_request *req)
 {
+    /* An event stream holds its connection for good and is never pushed
+     * out at the cap: half the cap at most, so streams cannot take every
+     * connection. */
+    struct dash_conn_stats st;
+    dash_conns_stats(h->conns, &st);
+    if (h->nclients >= (st.max + 1) / 2) {
+        send_error(req, 503, "too many event streams");
+        return;
+    }
     struct sse_client *c = calloc(1, sizeof(*c));
     if (!c) {
         evhttp_send_error(req, 500, NULL);
@@ -780,6 +794,7 @@ static void serve_events(struct dash_http *h, struct evhttp_request *req)
     evhttp_connection_set_closecb(evhttp_request_get_connection(req), sse_closed, c);
     c->next = h->clients;
     h->clients = c;
+    h->nclients++;
     char hello[64];
     int n = snprintf(hello, sizeof(hello), "retry: 2000\nevent: redis\ndata: {\"up\":%s}\n\n",
                      dash_redis_up(*h->redis) ? "true" : "false");
@@ -885,13 +900,24 @@ static int authorized(const struct dash_http *h, struct evhttp_request *req,
     const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
     if (auth && strncmp(auth, "Bearer ", 7) == 0 && token_eq(auth + 7, h->token))
         return 1;
-    const char *t = evhttp_find_header(q, "token");
+    const char *t = q ? evhttp_find_header(q, "token") : NULL;
     return t && token_eq(t, h->token);
+}
+
+/* A decoded path with a NUL or another control byte: the NUL would end
+ * the string every later check sees ("/app.js%00/../x" is "/app.js"). */
+static int path_has_ctl(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return 1;
+    return 0;
 }
 
 static void route(struct evhttp_request *req, void *arg)
 {
     struct dash_http *h = arg;
+    dash_conns_request(h->conns, req);
     if (evhttp_request_get_command(req) != EVHTTP_REQ_GET &&
         evhttp_request_get_command(req) != EVHTTP_REQ_HEAD) {
         send_error(req, 405, "method not allowed");
@@ -899,9 +925,14 @@ static void route(struct evhttp_request *req, void *arg)
     }
     const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
     const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-    char *path = raw ? evhttp_uridecode(raw, 0, NULL) : NULL;
-    if (!path) {
-        evhttp_send_error(req, 400, NULL);
+    /* The token first, from the header alone, before any decoding or
+     * Redis work (a ?token= still needs the query parsed below). */
+    int authed = authorized(h, req, NULL);
+    size_t plen = 0;
+    char *path = raw ? evhttp_uridecode(raw, 0, &plen) : NULL;
+    if (!path || path_has_ctl(path, plen)) {
+        free(path);
+        send_error(req, 400, "bad path");
         return;
     }
     struct evkeyvalq q;
@@ -914,7 +945,7 @@ static void route(struct evhttp_request *req, void *arg)
     int is_api = strncmp(path, "/api/", 5) == 0 || strcmp(path, "/healthz") == 0;
     if (!is_api) {
         serve_static(h, req, path);
-    } else if (!authorized(h, req, &q)) {
+    } else if (!authed && !authorized(h, req, &q)) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
                           "Bearer realm=\"egressd-dashboard\"");
         send_error(req, 401, "unauthorized");
@@ -924,6 +955,15 @@ static void route(struct evhttp_request *req, void *arg)
         json_obj_open(&jb);
         json_kv_str(&jb, "status", "ok");
         json_kv_bool(&jb, "redis", dash_redis_up(*h->redis));
+        struct dash_conn_stats st;
+        dash_conns_stats(h->conns, &st);
+        json_kv_obj(&jb, "connections");
+        json_kv_u64(&jb, "open", st.open);
+        json_kv_u64(&jb, "max", st.max);
+        json_kv_u64(&jb, "closed_late", st.late);
+        json_kv_u64(&jb, "pushed_out", st.evicted);
+        json_kv_u64(&jb, "accept_errors", st.accept_errors);
+        json_obj_close(&jb);
         json_obj_close(&jb);
         send_json(req, 200, &jb);
         jbuf_free(&jb);
@@ -1007,12 +1047,38 @@ int dash_http_new(struct event_base *base, struct dash_redis **redis,
     evhttp_set_max_headers_size(h->http, 16384);
     evhttp_set_max_body_size(h->http, 0);
     evhttp_set_gencb(h->http, route, h);
-    if (evhttp_bind_socket(h->http, o->listen_host, (ev_uint16_t)o->listen_port) != 0) {
-        int e = errno;
+    h->conns = dash_conns_new(base, h->http, o->max_conns, o->request_timeout);
+    if (!h->conns) {
+        dash_http_free(h);
+        return egr_fail(err, EGR_ENOMEM, "out of memory");
+    }
+    /* Our own listener, so that its accept() errors come to dash-conn.c
+     * rather than to libevent's log on every loop iteration. */
+    struct evutil_addrinfo hints = {0}, *ai = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_NUMERICSERV;
+    char port[8];
+    snprintf(port, sizeof(port), "%d", o->listen_port);
+    int gai = evutil_getaddrinfo(o->listen_host, port, &hints, &ai);
+    if (gai != 0 || !ai) {
+        dash_http_free(h);
+        return egr_fail(err, EGR_EIO, "cannot listen on %s:%d: %s", o->listen_host,
+                        o->listen_port, evutil_gai_strerror(gai));
+    }
+    struct evconnlistener *lev = evconnlistener_new_bind(
+        base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 128,
+        ai->ai_addr, (int)ai->ai_addrlen);
+    int e = errno;
+    evutil_freeaddrinfo(ai);
+    if (!lev || !evhttp_bind_listener(h->http, lev)) {
+        if (lev)
+            evconnlistener_free(lev);
         dash_http_free(h);
         return egr_fail(err, EGR_EIO, "cannot listen on %s:%d: %s", o->listen_host,
                         o->listen_port, strerror(e));
     }
+    dash_conns_listen(h->conns, lev);
     struct timeval tv = {KEEPALIVE_S, 0};
     event_add(h->keepalive, &tv);
     *out = h;
@@ -1032,7 +1098,10 @@ void dash_http_free(struct dash_http *h)
     }
     if (h->keepalive)
         event_free(h->keepalive);
+    if (h->conns)
+        dash_conns_detach(h->conns);
     if (h->http)
         evhttp_free(h->http);
+    dash_conns_free(h->conns);
     free(h);
 }

@@ -8,6 +8,11 @@
 
 #include <event2/event.h>
 #include <stddef.h>
+#include <stdint.h>
+
+struct evhttp;
+struct evhttp_request;
+struct evconnlistener;
 
 #include "egressd/common.h"
 #include "egressd/redis-url.h"
@@ -67,6 +72,8 @@ struct dash_http_opts {
     int listen_port;
     const char *token;      /* NULL or "" = no token */
     const char *static_dir; /* the dashboards/ directory */
+    size_t max_conns;       /* connections open at once (dash-conn.c) */
+    double request_timeout; /* seconds for a request to arrive whole */
 };
 
 struct dash_http;
@@ -76,5 +83,27 @@ int dash_http_new(struct event_base *base, struct dash_redis **redis,
 /* For dash_redis_notify_fn: fans alerts and Redis state out to SSE clients. */
 void dash_http_notify(void *ctx, const struct dash_val *entry, int up);
 void dash_http_free(struct dash_http *h);
+
+/* Connection limits (dash-conn.c): a deadline for each request, a cap on
+ * open connections, accept() errors backed off. */
+struct dash_conns;
+struct dash_conn_stats {
+    size_t open, max;
+    uint64_t late, evicted, accept_errors;
+};
+/* Hooks into http (evhttp_set_bevcb) before it accepts anything. NULL on
+ * allocation failure. */
+struct dash_conns *dash_conns_new(struct event_base *base, struct evhttp *http, size_t max_conns,
+                                  double request_timeout);
+/* The listener http accepts on (bound with evhttp_bind_listener): its
+ * errors are backed off, and it is paused at the cap. */
+void dash_conns_listen(struct dash_conns *c, struct evconnlistener *lev);
+/* A request arrived whole: its connection is busy until the reply is sent. */
+void dash_conns_request(struct dash_conns *c, struct evhttp_request *req);
+void dash_conns_stats(const struct dash_conns *c, struct dash_conn_stats *st);
+/* Before evhttp_free(): stop minding the listener; dash_conns_free()
+ * after it drops what is left. */
+void dash_conns_detach(struct dash_conns *c);
+void dash_conns_free(struct dash_conns *c);
 
 #endif

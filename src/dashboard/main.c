@@ -1,7 +1,8 @@
 /* main.c - egressd-dashboard: options, wiring, the event loop.
  *
  *   egressd-dashboard [--redis URL] [--prefix P] [--layout L] [--listen HOST:PORT]
- *                     [--token T] [--static DIR]
+ *                     [--token T] [--static DIR] [--max-connections N]
+ *                     [--request-timeout S]
  *
  * One thread: libevent runs the HTTP server (dash-http.c) and the Redis
  * connections (dash-redis.c). It reads Redis only; see docs/dashboard.md.
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,6 +24,12 @@
 #ifndef EGRESSD_DASHBOARD_DIR
 #define EGRESSD_DASHBOARD_DIR "/usr/local/share/egressd/dashboards"
 #endif
+
+/* Descriptors kept for what is not a client: Redis (one per cluster
+ * master and the alert reader), the static file being sent, the listener,
+ * the event loop's own, and the 16 that connections being closed may hold
+ * for a moment beyond the cap (dash-conn.c). */
+#define FD_RESERVE 48
 
 static void usage(FILE *f)
 {
@@ -33,7 +42,44 @@ static void usage(FILE *f)
             "  --listen HOST:PORT address to serve on (default 127.0.0.1:8080)\n"
             "  --token T          require 'Authorization: Bearer T' or ?token=T on /api/* and /healthz\n"
             "                     (default: $EGRESSD_DASHBOARD_TOKEN)\n"
-            "  --static DIR       the page's files (default: dashboards/ beside the build or installed)\n");
+            "  --static DIR       the page's files (default: dashboards/ beside the build or installed)\n"
+            "  --max-connections N  connections open at once (default 1024, and at most the\n"
+            "                     descriptor limit less %d); beyond it a new one pushes out the\n"
+            "                     oldest that is not being answered\n"
+            "  --request-timeout S  seconds a request may take to arrive whole (default 10)\n",
+            FD_RESERVE);
+}
+
+/* The soft descriptor limit raised to the hard one; the connection cap is
+ * what that leaves. */
+static size_t conn_cap(size_t want)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return want;
+    size_t room = rl.rlim_cur > FD_RESERVE + 8 ? (size_t)rl.rlim_cur - FD_RESERVE : 8;
+    return want < room ? want : room;
+}
+
+/* 127.0.0.0/8, ::1, "localhost": nothing beyond this host can connect. */
+static int is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (!strcmp(host, "localhost"))
+        return 1;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
 }
 
 static int has_index(const char *dir)
@@ -132,10 +178,15 @@ int main(int argc, char **argv)
         {"listen", required_argument, NULL, 'l'}, {"token", required_argument, NULL, 't'},
         {"static", required_argument, NULL, 's'}, {"help", no_argument, NULL, 'h'},
         {"layout", required_argument, NULL, 'L'},
+        {"max-connections", required_argument, NULL, 'm'},
+        {"request-timeout", required_argument, NULL, 'T'},
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0}};
     const char *url = "redis://127.0.0.1:6379", *prefix = "egress", *listen = "127.0.0.1:8080";
     const char *token = getenv("EGRESSD_DASHBOARD_TOKEN"), *static_opt = NULL;
     const char *layout_opt = "auto";
+    long max_conns = 1024;
+    double req_timeout = 10;
+    char *end;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -145,6 +196,22 @@ int main(int argc, char **argv)
         case 't': token = optarg; break;
         case 's': static_opt = optarg; break;
         case 'L': layout_opt = optarg; break;
+        case 'm':
+            max_conns = strtol(optarg, &end, 10);
+            if (*end || end == optarg || max_conns < 1 || max_conns > 1000000) {
+                fprintf(stderr, "egressd-dashboard: --max-connections %s: expected 1 to 1000000\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'T':
+            req_timeout = strtod(optarg, &end);
+            if (*end || end == optarg || !(req_timeout >= 0.1 && req_timeout <= 3600)) {
+                fprintf(stderr, "egressd-dashboard: --request-timeout %s: expected 0.1 to 3600 s\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'V': printf("egressd-dashboard %s\n", EGRESSD_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -200,6 +267,13 @@ int main(int argc, char **argv)
     }
     o.static_dir = dir;
     o.token = token;
+    o.max_conns = conn_cap((size_t)max_conns);
+    o.request_timeout = req_timeout;
+    if (!(token && *token) && !is_loopback(host))
+        fprintf(stderr,
+                "egressd-dashboard: warning: listening on %s with no token: anyone who can reach "
+                "it reads the sensors' data (give --token or EGRESSD_DASHBOARD_TOKEN)\n",
+                host);
 
     signal(SIGPIPE, SIG_IGN);
     struct event_base *base = event_base_new();
@@ -223,9 +297,11 @@ int main(int argc, char **argv)
     }
     event_add(sigint, NULL);
     event_add(sigterm, NULL);
-    fprintf(stderr, "egressd-dashboard: serving http://%s%s%s:%d/ from %s, reading %s%s\n",
+    fprintf(stderr,
+            "egressd-dashboard: serving http://%s%s%s:%d/ from %s, reading %s%s (at most %zu "
+            "connections)\n",
             strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", o.listen_port,
-            dir, ep.shown, token && *token ? " (token required)" : "");
+            dir, ep.shown, token && *token ? " (token required)" : "", o.max_conns);
     event_base_dispatch(base);
 
     /* Redis first: its pending batches answer their HTTP requests. */

@@ -75,8 +75,14 @@ else:
     p = subprocess.run(["systemd-analyze", "security", "--offline=yes", dlocal], capture_output=True, text=True)
     m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", p.stdout + p.stderr)
     c.check(m is not None and float(m.group(1)) <= 1.5, f"dashboard unit exposure {m and m.group(1)} (want <= 1.5)")
-    for need in ("DynamicUser=yes", "CapabilityBoundingSet=\n", "NoNewPrivileges=yes", "ProcSubset=pid"):
+    for need in ("DynamicUser=yes", "CapabilityBoundingSet=\n", "NoNewPrivileges=yes", "ProcSubset=pid",
+                 "SystemCallFilter=@system-service", "ProtectSystem=strict", "MemoryDenyWriteExecute=yes"):
         c.check(need in dunit, f"dashboard unit: {need!r} missing")
+    # The descriptor limit the connection cap is taken from: one value, soft
+    # = hard, and room for clients beyond the 48 the dashboard keeps.
+    m = re.search(r"^LimitNOFILE=(\d+)$", dunit, re.M)
+    c.check(m is not None and int(m.group(1)) >= 1024,
+            f"dashboard unit: LimitNOFILE= (one number, >= 1024) {m and m.group(0)!r}")
 
 # ExecStartPre, run as written against the datacenter profile.
 pre = re.search(r"^ExecStartPre=(.*)$", unit, re.M).group(1).split()

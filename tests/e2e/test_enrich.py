@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 
-from egrtest import PKTGEN, Checker, flows, need_shared, replay, temp_dir
+from egrtest import PKTGEN, Checker, flows, need_shared, replay, run, temp_dir
 
 c = Checker("test_enrich")
 tmp = temp_dir()
@@ -61,12 +61,15 @@ rc, ev2, err = replay([demo], ["-c", nodb])
 c.check(rc == 0 and not any("geo" in x for x in flows(ev2)), "geo fields without databases")
 c.check(len(flows(ev2)) == len(flows(events)), "same flows without databases")
 
-# A database path that is wrong is a runtime error naming it.
+# A database path that is wrong is a configuration error naming it (exit 2,
+# as --check-config says), found before any output is written.
 bad = os.path.join(tmp, "baddb.yaml")
 with open(bad, "w") as f:
     f.write(f"geoip:\n  country_db: {tmp}/missing.mmdb\n")
 rc, ev3, err = replay([demo], ["-c", bad])
-c.check(rc == 1 and f"{tmp}/missing.mmdb" in err, f"missing database: rc={rc} {err!r}")
+c.check(rc == 2 and f"{tmp}/missing.mmdb" in err and not ev3, f"missing database: rc={rc} {err!r}")
+rc, _, err = run(["-c", bad, "--check-config"])
+c.check(rc == 2 and f"{tmp}/missing.mmdb" in err, f"missing database, --check-config: rc={rc} {err!r}")
 
 # Hostile names: valid JSON (replay() parses every line), markup escaped,
 # raw bytes visible as \u00XX escapes.

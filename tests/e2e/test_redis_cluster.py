@@ -23,7 +23,8 @@ torn down):
   one server with a replica: WAIT is sent (INFO commandstats), not with
              wait_replicas 0, and wait_replicas 2 with one replica keeps the
              records and says so at the end (exit 1)
-  bad input  seeds with a unix:// URL, a database on a cluster: one line, exit 1
+  bad input  seeds with a unix:// URL, a database on a cluster: one line, exit 2
+             (configuration errors, the first one found before the run)
 """
 import collections
 import json
@@ -386,11 +387,11 @@ repl.destroy()
 
 # ---- bad input -------------------------------------------------------------------------------------
 rc, err, _ = finish(*start("unix-seeds", demo, config("unix-seeds", "seeds: ['127.0.0.1:1']"), "unix:///tmp/x.sock"))
-c.check(rc == 1 and err.strip() == "egressd: redis.seeds: a unix:// redis.url takes no seeds (a cluster is reached over TCP)",
+c.check(rc == 2 and err.strip() == "egressd: --redis: redis.seeds: a unix:// redis.url takes no seeds (a cluster is reached over TCP)",
         f"bad input: seeds with a unix URL: rc={rc} {err!r}")
 cl2 = RedisCluster(masters=3, replicas=0).start()
 rc, err, _ = finish(*start("db-cluster", demo, config("db-cluster", "sensor_id: x"), cl2.url() + "/2"))
-c.check(rc == 1 and "is a cluster, which has database 0 only (drop /2)" in err and len(err.strip().splitlines()) == 1,
+c.check(rc == 2 and "is a cluster, which has database 0 only (drop /2)" in err and len(err.strip().splitlines()) == 1,
         f"bad input: a database on a cluster: rc={rc} {err!r}")
 cl2.destroy()
 

@@ -265,6 +265,6 @@ for url, what in (("http://x", "redis.url"), ("redis://127.0.0.1:99999", "bad po
                   ("rediss://h:1", "TLS"), ("redis://127.0.0.1/x", "database"),
                   ("unix://relative.sock", "socket path")):
     rc, err, _ = run_egressd(BIN, ["-r", demo, "--json", out, "--redis", url])
-    c.check(rc == 1 and what in err and err.count("\n") == 1, f"bad URL {url}: rc={rc} {err!r}")
+    c.check(rc == 2 and what in err and err.count("\n") == 1, f"bad URL {url}: rc={rc} {err!r}")
 
 c.done()

@@ -400,6 +400,58 @@ static void test_syntax_errors(void **state)
                  "parsing a flow node at line 4, column 1)");
 }
 
+/* The shape limits of the loader, at their edges: 64 levels load (and
+ * fail later on the unknown key), 65 do not; aliases standing for 250,000
+ * nodes load, one node more does not. */
+static void test_shape_limits(void **state)
+{
+    (void)state;
+    char *t = malloc(1000);
+    assert_non_null(t);
+    /* "a: " is a mapping (1), the 63 '[' make 64 levels. */
+    size_t n = (size_t)snprintf(t, 1000, "a: ");
+    for (int i = 0; i < 63; i++)
+        t[n++] = '[';
+    for (int i = 0; i < 63; i++)
+        t[n++] = ']';
+    t[n] = '\0';
+    strcat(t, "\n");
+    expect_error(t, ":1:1: a: unknown key \"a\"");
+    n = (size_t)snprintf(t, 1000, "a: ");
+    for (int i = 0; i < 64; i++)
+        t[n++] = '[';
+    for (int i = 0; i < 64; i++)
+        t[n++] = ']';
+    t[n] = '\0';
+    strcat(t, "\n");
+    expect_error(t, ":1:67: nested deeper than 64 levels, not a configuration");
+    free(t);
+
+    /* An anchored sequence of 4999 scalars (5000 nodes) used 50 times:
+     * 250,000 nodes; the 51st alias is one too many. */
+    size_t cap = 5000 * 3 + 51 * 4 + 64;
+    t = malloc(cap);
+    assert_non_null(t);
+    n = (size_t)snprintf(t, cap, "a: [&x [");
+    for (int i = 0; i < 4999; i++)
+        n += (size_t)snprintf(t + n, cap - n, "%s1", i ? "," : "");
+    n += (size_t)snprintf(t + n, cap - n, "]");
+    size_t at50 = n;
+    for (int i = 0; i < 50; i++)
+        n += (size_t)snprintf(t + n, cap - n, ",*x");
+    snprintf(t + n, cap - n, "]\n");
+    expect_error(t, ":1:1: a: unknown key \"a\"");
+    n = at50;
+    for (int i = 0; i < 51; i++)
+        n += (size_t)snprintf(t + n, cap - n, ",*x");
+    snprintf(t + n, cap - n, "]\n");
+    char want[128];
+    snprintf(want, sizeof(want), ":1:%zu: aliases stand for more than 250000 nodes, not a "
+             "configuration", n - 1);
+    expect_error(t, want);
+    free(t);
+}
+
 static void test_unreadable(void **state)
 {
     struct egr_config c, defaults;
@@ -686,6 +738,7 @@ int main(void)
         cmocka_unit_test(test_unknown_keys),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_shape_limits),
         cmocka_unit_test(test_unreadable),
         cmocka_unit_test(test_unchanged_after_error),
         cmocka_unit_test(test_table),

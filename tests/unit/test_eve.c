@@ -559,6 +559,7 @@ static void test_stats(void **state)
     st.flow.classify_oom = 5;
     for (unsigned i = 0; i < END_REASON_MAX; i++)
         st.flow.records[i] = 10 * (i + 1);
+    st.time_backwards = 15;
     st.geo_lookups = 6;
     st.geo_cache_hits = 2;
     st.dns_responses = 9;
@@ -576,7 +577,7 @@ static void test_stats(void **state)
     assert_true(jbuf_ok(&jb));
     const char *head = "{\"timestamp\":\"2023-11-14T22:13:20.123456+0000\",\"event_type\":\"stats\","
                        "\"stats\":{\"capture\":{\"packets\":1000,\"bytes\":123456,\"ip_packets\":990,"
-                       "\"not_ip\":10,\"inputs\":2,\"input_errors\":1,\"kernel_drops\":13,"
+                       "\"not_ip\":10,\"time_backwards\":15,\"inputs\":2,\"input_errors\":1,\"kernel_drops\":13,"
                        "\"kernel_ifdrops\":14},\"decoder\":{";
     assert_memory_equal(jb.buf, head, strlen(head));
     const char *tail = "\"flow\":{\"total\":77,\"created\":77,\"active\":3,\"active_max\":50,\"frag_orphans\":4,"
