@@ -496,7 +496,7 @@ static void test_table(void **state)
 {
     struct egr_config d;
     config_defaults(&d);
-    char path[512];
+    char path[4200];
     snprintf(path, sizeof(path), "%s/docs/configuration.md", src_dir());
     char *doc = slurp(path);
     snprintf(path, sizeof(path), "%s/sensors/replay.yaml", src_dir());
@@ -549,7 +549,7 @@ static void test_table(void **state)
 /* The shipped example sets every key to its default. */
 static void test_replay_yaml(void **state)
 {
-    char path[512];
+    char path[4200];
     snprintf(path, sizeof(path), "%s/sensors/replay.yaml", src_dir());
     struct egr_config c, d;
     struct egr_err err = {""};
@@ -570,7 +570,7 @@ static void test_replay_yaml(void **state)
 /* tests/configs/bad-*.yaml: first line "# expect: LINE:COL: message". */
 static void test_bad_examples(void **state)
 {
-    char pattern[512];
+    char pattern[4200];
     snprintf(pattern, sizeof(pattern), "%s/tests/configs/bad-*.yaml", src_dir());
     glob_t g;
     assert_int_equal(glob(pattern, 0, NULL, &g), 0);
