@@ -122,6 +122,32 @@ print(f"sigkill: {len(want)} records in the killed run's file, {sum(got.values()
       f"{time.time() - t0:.1f} s")
 srv.destroy()
 
+# ---- SIGKILL while Redis takes writes -----------------------------------------------------------
+# Killed with records in flight: the next run sends again only what Redis
+# may have written without its answer being recorded in the spool, at most
+# the records in flight (8 x redis.batch_records); nothing of the file is
+# missing.
+srv = RedisServer().start()
+cli = srv.client()
+cfg = config("upkill", f"  sensor_id: u\n  spool_dir: {os.path.join(tmp, 'up-spool')}\n")
+proc, out1 = start("upkill1", big, cfg, srv.url)
+deadline = time.time() + 60
+while time.time() < deadline and proc.poll() is None and cli("XLEN", "egress:flows") < NBIG // 3:
+    time.sleep(0.005)
+running = proc.poll() is None
+proc.send_signal(signal.SIGKILL)
+proc.communicate(timeout=30)
+want = flow_keys(lines_of_file(out1))
+rc, err, events = finish(*start("upkill2", demo, cfg, srv.url))
+got = collections.Counter(stream_keys(cli))
+missing = collections.Counter(want) - got
+dups = sum(n - 1 for n in got.values() if n > 1)
+c.check(running and rc == 0 and not missing,
+        f"sigkill, Redis up: running={running} rc={rc}, {sum(missing.values())} of {len(want)} missing")
+c.check(dups <= 8 * 256, f"sigkill, Redis up: {dups} records written twice (at most those in flight)")
+print(f"sigkill, Redis up: {len(want)} records in the killed run's file, {dups} written twice")
+srv.destroy()
+
 # ---- a spool left full by an outage: the next run's records still go through -------------------
 # First run: Redis away, a spool of 64 KiB that fills: the rest of the
 # records wait in memory (said once), and what the spool can hold at the end
