@@ -344,7 +344,7 @@ void rs_enqueue(struct sink_redis *s, struct rrec *r)
         mem_take(s, r);
         if (!agg)
             s->st.queued++;
-        if (s->wal && !agg) {
+        if (s->wal && !agg && !s->finished) {
             s->st.unspooled++;
             if (!s->bypass_noted) {
                 s->bypass_noted = 1;

@@ -379,7 +379,13 @@ static int sr_stats(void *self, const struct run_stats *st)
                                                                 (uint32_t)s->stats_rb.len)
                                                   : NULL;
     char werr[256] = "";
-    if (r && s->wal) {
+    /* After the drain (the final stats event) the spool is not released
+     * any more: such a record travels in memory only, or the next run would
+     * send it again. */
+    pthread_mutex_lock(&s->mx);
+    int wal = r && s->wal && !s->drain_done;
+    pthread_mutex_unlock(&s->mx);
+    if (wal) {
         r->next = NULL;
         pthread_mutex_lock(&s->spool_mx);
         rs_wal_append(s, r, werr, sizeof(werr));
@@ -397,7 +403,7 @@ static int sr_stats(void *self, const struct run_stats *st)
     s->req_heartbeat = 1;
     rs_wake(s);
     pthread_mutex_unlock(&s->mx);
-    if (r && s->wal)
+    if (wal)
         pthread_mutex_unlock(&s->spool_mx);
     return EGR_OK;
 }
