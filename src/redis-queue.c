@@ -3,7 +3,18 @@
  * in records and bytes, overflowing into the spool and refilled from it in
  * order, and what is left at the end of a run kept for the next one.
  *
- * Threads: the sink's I/O thread only.
+ * A named spool is a write-ahead log: every record is appended to it by
+ * its writer (rs_wal_append) before the I/O thread sees it. A record that
+ * is the next one to read from the spool and finds room goes to memory at
+ * once (and counts as read); otherwise it stays on disk and is read back in
+ * order. Spooled records in memory carry their position; after each round
+ * of replies the spool forgets everything before the oldest of them still
+ * in memory (rs_wal_release), one header write a round. A killed process
+ * thus loses nothing that reached the spool, and sends again at most what
+ * was in flight.
+ *
+ * Threads: the sink's I/O thread, except rs_wal_append (writers); every
+ * spool call holds spool_mx.
  */
 #include "redis-int.h"
 

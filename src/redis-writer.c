@@ -9,11 +9,16 @@
  * keeps up; once its inbox holds RAW_MAX entries the writer formats them
  * itself, so the inbox stays compact.
  *
+ * With a named spool (write-ahead) records are formatted here and the
+ * whole list is appended to the spool by this thread before it is handed
+ * over, so a record the sink has is on disk whatever happens to the
+ * process next.
+ *
  * Aggregates are summed in the writer's own table (no lock per record) and
  * handed over as command batches every AGG_FLUSH_MS, when the table fills
- * and when the writer is freed. While Redis does not take writes the sums
- * stay and keep growing; if the table fills meanwhile, further records are
- * not counted (reported at the end of the run).
+ * and when the writer is freed. Without a named spool the sums stay in the
+ * table while Redis does not take writes; when it fills they go as batches
+ * (to the queue, then the spool) and the table starts again.
  *
  * Threads: a writer belongs to one thread; it touches the sink only under
  * the sink's mx.

@@ -7,6 +7,13 @@
  *                     \ (queue full)    ^ (refill in order)
  *                      `--> spool ------'        (spool full: dropped, counted)
  *
+ * With a named spool (redis.spool_dir) the spool is a write-ahead log
+ * instead: the writers append every record to it before handing it over,
+ * the memory queue holds a window of it, and what Redis acknowledged is
+ * released (the spool's header moved past it) after each round of replies;
+ * records the spool cannot take travel in memory only (counted as
+ * unspooled). See redis-queue.c.
+ *
  * A record is the encoded commands of redis-schema.h. The memory queue is a
  * list in arrival order, bounded in records and bytes, that holds a record
  * until every one of its commands has been answered: records before
@@ -53,7 +60,8 @@
  * Aggregates (redis-agg.h) do not travel with their records: the caller's
  * side sums them in a fixed table and hands the sums over as batches every
  * AGG_FLUSH_MS or when the table fills. A batch waits in the memory queue
- * (never the spool); if the queue is full it is dropped and counted. A
+ * and the spool like a record; if both are full it is dropped, counted,
+ * and the run exits 1. A
  * batch in flight when the connection drops is sent again like a record (an
  * increment may then count twice): aggregates are for dashboards, the
  * streams are the record of truth.
