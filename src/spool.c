@@ -363,9 +363,11 @@ int spool_commit(struct spool *s, struct egr_err *err)
     if (rc == EGR_OK && s->fsync_mode == SPOOL_FSYNC_ALWAYS && fdatasync(s->fd) != 0)
         rc = egr_fail(err, EGR_EIO, "%s: fdatasync: %s", name_of(s), strerror(errno));
     if (rc != EGR_OK) {
-        /* Not stored: the ring is as before the batch. (Bytes of it that
-         * did reach the file carry numbers the ring hands out again, and
-         * are overwritten before a recovery could take them.) */
+        /* Not stored: the ring is as before the batch. Records of it that
+         * did reach the file whole carry numbers the ring hands out again;
+         * the next batches overwrite them, but should the process die
+         * before, a recovery scan that lines up with them may take them as
+         * records (a duplicate of what went on in memory, never a loss). */
         s->head = s->undo.head;
         s->tail = s->undo.tail;
         s->used = s->undo.used;

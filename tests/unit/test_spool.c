@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "egressd/spool.h"
@@ -521,6 +523,70 @@ static void test_random_write_ahead(void **state)
     spool_close(s);
 }
 
+/* A batch whose write fails (the file size limit stands in for a full
+ * disk) is not stored: the ring is as before it, and a restart recovers
+ * the batches before. In a child: the limit is the process's. */
+static int rollback_child(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {HDR + 8192, HDR + 8192};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        return 10;
+    struct egr_err err = {""};
+    struct spool *s;
+    if (spool_open(path, 1 << 16, &s, NULL, &err) != EGR_OK)
+        return 11;
+    unsigned i = 0;
+    uint64_t bytes = 0;
+    while (bytes + spool_record_size(rec_len(i)) <= 6000) {
+        bytes += spool_record_size(rec_len(i));
+        if (append_rec(s, i++, NULL) != EGR_OK)
+            return 12;
+    }
+    if (spool_commit(s, &err) != EGR_OK)
+        return 13;
+    unsigned stored = i;
+    uint64_t next = spool_next_seq(s), used = spool_used(s);
+    for (unsigned k = 0; k < 20; k++)
+        if (append_rec(s, i++, NULL) != EGR_OK)
+            return 14;
+    if (spool_commit(s, &err) != EGR_EIO || !strstr(err.msg, "File too large"))
+        return 15;
+    if (spool_count(s) != stored || spool_unread(s) != stored || spool_next_seq(s) != next ||
+        spool_used(s) != used)
+        return 16;
+    /* Usable after: a batch that fits goes in, at the numbers handed out again. */
+    if (append_rec(s, 1000, NULL) != EGR_OK || spool_commit(s, &err) != EGR_OK)
+        return 17;
+    spool_close(s);
+    struct spool_recovery rec;
+    if (spool_open(path, 1 << 16, &s, &rec, &err) != EGR_OK || rec.records + rec.aux != stored + 1)
+        return 18;
+    for (unsigned k = 0; k < stored; k++) {
+        uint8_t got[1024], want[1024];
+        uint32_t len;
+        if (spool_pop(s, got, sizeof(got), &len, &err) != 1 || len != rec_len(k))
+            return 19;
+        rec_fill(k, want);
+        if (memcmp(got, want, len))
+            return 20;
+    }
+    spool_close(s);
+    return 0;
+}
+
+static void test_commit_rollback(void **state)
+{
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(rollback_child());
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -534,6 +600,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_ahead, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_write_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_rollback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
