@@ -288,12 +288,13 @@ void rs_mem_append(struct sink_redis *s, struct rrec *r);
 void rs_mem_remove(struct sink_redis *s, struct rrec *r);
 /* Moves spooled records into the memory queue while it has room. */
 void rs_refill(struct sink_redis *s);
-/* Records (not aggregate batches) not yet written. */
+/* Records not yet written: in memory (aggregate batches apart) and on disk (with spooled
+ * aggregate batches, which the drain waits for too). */
 uint64_t rs_waiting(const struct sink_redis *s);
 /* A record into the memory queue, else the spool, else dropped (counted);
  * r is consumed. */
 void rs_enqueue(struct sink_redis *s, struct rrec *r);
-/* An aggregate batch: memory only; r is consumed. */
+/* An aggregate batch: the same way as a record; r is consumed. */
 void rs_enqueue_agg(struct sink_redis *s, struct rrec *r);
 /* Records whose stream entry has not been written. */
 uint64_t rs_undelivered_now(const struct sink_redis *s);

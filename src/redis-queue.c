@@ -201,7 +201,8 @@ uint64_t rs_spool_depth(struct sink_redis *s)
     return n;
 }
 
-/* Records (not aggregate batches) not yet written. */
+/* Records not yet written: in memory (aggregate batches apart) and on disk (with spooled
+ * aggregate batches, which the drain waits for too). */
 uint64_t rs_waiting(const struct sink_redis *s)
 {
     uint64_t disk = 0;
