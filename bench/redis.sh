@@ -2,7 +2,8 @@
 # Redis sink benchmark: how fast egressd pushes records into a local Redis, and what writing to
 # Redis costs a replay. Replays one capture without Redis, then with Redis over TCP, over a unix
 # socket, over TCP without aggregates (redis.aggregate_ttl 0: the XADD alone), and with Redis
-# unreachable and no spool (the memory queue fills to its bound, redis.queue_max_records /
+# unreachable and no spool, with a named spool under each redis.spool_fsync policy (no,
+# everysec, always), and with Redis unreachable and no spool (the memory queue fills to its bound, redis.queue_max_records /
 # queue_max_bytes, and the rest is dropped: its peak RSS is the memory of a full queue), each
 # ROUNDS times round-robin; each value is the median. A private redis-server (--save ""
 # --appendonly no) runs in a temporary directory on a free port and is emptied before every run.
@@ -93,11 +94,23 @@ redis:
   spool_max_bytes: 0
   drain_timeout: 0
 EOF
+# A named spool (write-ahead: every record is written to it before it counts) under each
+# redis.spool_fsync policy, Redis up: what crash safety costs.
+for policy in no everysec always; do
+  cat >"$dir/spool-$policy.yaml" <<EOF
+geoip:
+  country_db: ""
+  asn_db: ""
+redis:
+  spool_dir: $dir/spool-$policy
+  spool_fsync: $policy
+EOF
+done
 dead_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 cat "$capture" >/dev/null # page cache
 
-configs=(none tcp unix tcp-noagg down)
+configs=(none tcp unix tcp-noagg spool-no spool-everysec spool-always down)
 cmd_argv() {
   case "$1" in
     none) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/base.yaml") ;;
@@ -105,6 +118,7 @@ cmd_argv() {
     unix) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/base.yaml" --redis "unix://$sock") ;;
     tcp-noagg) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/noagg.yaml" --redis "redis://127.0.0.1:$port") ;;
     down) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/down.yaml" --redis "redis://127.0.0.1:$dead_port") ;;
+    spool-*) argv=("$egressd" -r "$capture" --json "$dir/out.json" -c "$dir/$1.yaml" --redis "redis://127.0.0.1:$port") ;;
   esac
 }
 
@@ -180,3 +194,6 @@ echo "Each record is one XADD; with aggregates, the sums of about a second (or o
 echo "as one command per distinct member plus an EXPIRE per key. CPU s adds egressd's threads (the"
 echo "sink's I/O thread included); redis-server runs on the same CPUs. down: Redis unreachable, no"
 echo "spool: the memory queue holds redis.queue_max_records / queue_max_bytes (100000 / 64 MiB)."
+echo "spool-*: redis.spool_dir set (in \$TMPDIR), so every record is appended to the spool by its"
+echo "worker before it counts, and released once Redis acknowledged it; spool_fsync no / everysec"
+echo "(an fdatasync a second from the I/O thread) / always (an fdatasync per batch on the packet path)."

@@ -92,6 +92,21 @@ static int parse_redis_layout(struct config_parse *p, yaml_node_t *node, const c
     return config_error(p, node, path, "expected auto, shared or per_sensor");
 }
 
+/* redis.spool_fsync: no, everysec or always (enum spool_fsync). */
+static int parse_redis_fsync(struct config_parse *p, yaml_node_t *node, const char *path,
+                             void *field)
+{
+    static const char *const names[] = {"no", "everysec", "always"};
+    size_t len;
+    const char *v = config_scalar(node, &len);
+    for (size_t i = 0; v && i < EGR_ARRAY_LEN(names); i++)
+        if (!strcmp(v, names[i])) {
+            *(int *)field = (int)i;
+            return EGR_OK;
+        }
+    return config_error(p, node, path, "expected no, everysec or always");
+}
+
 /* redis.wait_replicas: auto, or a count. */
 static int parse_redis_wait(struct config_parse *p, yaml_node_t *node, const char *path,
                             void *field)
@@ -211,6 +226,7 @@ const struct config_key config_keys[] = {
     {"redis.flush_ms", CONFIG_UINT, 1, 60000, FIELD(redis.flush_ms), NULL},
     {"redis.spool_dir", CONFIG_STRING, 0, 0, FIELD(redis.spool_dir), NULL},
     {"redis.spool_max_bytes", CONFIG_CUSTOM, 0, 0, FIELD(redis.spool_max_bytes), parse_spool_max},
+    {"redis.spool_fsync", CONFIG_CUSTOM, 0, 0, FIELD(redis.spool_fsync), parse_redis_fsync},
     {"redis.drain_timeout", CONFIG_DURATION, 0, DAY, FIELD(redis.drain_timeout), NULL},
     {"redis.timeout", CONFIG_DURATION, 1, 3600, FIELD(redis.timeout), NULL},
     {"redis.seeds", CONFIG_CUSTOM, 0, 0, FIELD(redis.seeds), parse_redis_seeds},

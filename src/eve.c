@@ -990,11 +990,13 @@ void eve_format_stats(struct jbuf *jb, const struct run_stats *st)
         json_kv_u64(jb, "sent", r->sent);
         json_kv_u64(jb, "queued", r->queued);
         json_kv_u64(jb, "spooled", r->spooled);
+        json_kv_u64(jb, "unspooled", r->unspooled);
         json_kv_u64(jb, "dropped", r->dropped);
         json_kv_u64(jb, "rejected", r->rejected);
         json_kv_u64(jb, "undelivered", r->undelivered);
         json_kv_u64(jb, "reconnects", r->reconnects);
         json_kv_u64(jb, "resent", r->resent);
+        json_kv_u64(jb, "aggregates_unwritten", r->agg_unwritten);
         json_kv_u64(jb, "queue_depth", r->queue_depth);
         json_kv_u64(jb, "spool_depth", r->spool_depth);
         json_obj_close(jb);

@@ -83,6 +83,10 @@ void outputs_write_flow(struct outputs_writer *w, const struct flow_record *rec)
         if (s->ops->write_flow(w->w[i], rec) != EGR_OK)
             note_failure(w->o, s);
     }
+    /* Every sink's writer hands its batch over at the same records, so
+     * what one output has after a crash the other has too. */
+    if (++w->since_flush >= OUTPUTS_BATCH)
+        outputs_writer_flush(w, 0);
 }
 
 void outputs_write_alert(struct outputs_writer *w, const struct alert_record *a)
@@ -94,9 +98,14 @@ void outputs_write_alert(struct outputs_writer *w, const struct alert_record *a)
     }
 }
 
+/* The last sink first: Redis (with a named spool, its records are on disk
+ * when its writer returns) before the JSON file, so a record in the file
+ * is in the spool too, whenever the process dies. */
 void outputs_writer_flush(struct outputs_writer *w, int urgent)
 {
-    for (unsigned i = 0; i < w->n; i++) {
+    w->since_flush = 0;
+    for (unsigned k = w->n; k-- > 0;) {
+        unsigned i = k;
         struct sink *s = &w->o->sinks[i];
         if (s->ops->writer_flush(w->w[i], urgent) != EGR_OK)
             note_failure(w->o, s);

@@ -803,6 +803,7 @@ void rs_on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
 void rs_on_watchdog(evutil_socket_t fd, short what, void *arg)
 {
     struct sink_redis *s = arg;
+    rs_spool_tick(s);
     for (unsigned i = 0; i < s->nnodes; i++) {
         struct rnode *n = s->nodes[i];
         if (!n->ac)

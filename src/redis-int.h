@@ -120,6 +120,7 @@ struct rrec {
     uint8_t flags;  /* RF_* */
     uint8_t ask_node;  /* after ASK: node index + 1 for the command of ask_slot */
     uint16_t ask_slot;
+    struct spool_pos pos; /* its place in a named spool (pos.seq 0: not there) */
     /* Aligned: an inbox entry may hold a struct flow_record here. */
     _Alignas(16) uint8_t data[];
 };
@@ -186,6 +187,20 @@ struct sink_redis {
     uint64_t max_inflight;
 
     struct spool *spool;
+    /* The spool is the caller's too with a named spool (write-ahead: the
+     * writers append, the thread reads and releases): every spool call
+     * holds spool_mx, taken before mx when both are. */
+    pthread_mutex_t spool_mx;
+    int wal;                 /* a named spool: every record is in it before it counts */
+    uint64_t avail_seq;      /* spooled records below this number may be read back */
+    uint64_t released_seq;   /* the oldest record kept, as last told to the spool */
+    int release_due;         /* a spooled record left memory: release and sync */
+    uint64_t spool_depth_seen; /* records on disk only, for publish() */
+    int bypass_noted;        /* said once: records kept in memory only */
+    /* caller's side, under mx */
+    uint64_t in_avail;       /* records up to here were spooled and not put in the inbox */
+    uint64_t in_walonly;     /* of those, records (not aggregate batches) */
+    char in_wal_err[256];    /* the last append that failed ("" if none) */
     int spilling;            /* the memory queue overflowed into the spool */
     int dropping;            /* records are being dropped (full) */
     uint64_t drop_mark;      /* dropped count when the episode began */
@@ -255,6 +270,17 @@ void rs_writer_free(void *w);
 
 /* ---- redis-queue.c ---- */
 
+/* Caller's side, under spool_mx: the records of the list into the named
+ * spool as one batch; each stored one gets its position (the others keep
+ * pos.seq 0 and travel in memory only). Returns the records stored. */
+uint64_t rs_wal_append(struct sink_redis *s, struct rrec *list, char *err, size_t errsize);
+/* I/O thread: forgets (and writes to the header) what Redis acknowledged. */
+void rs_wal_release(struct sink_redis *s);
+/* I/O thread, once a second: redis.spool_fsync everysec. */
+void rs_spool_tick(struct sink_redis *s);
+/* I/O thread: records on disk only (not aggregate batches). */
+uint64_t rs_spool_depth(struct sink_redis *s);
+
 uint64_t rs_full_mask(unsigned ncmd);
 /* Room in the memory queue for a record of len bytes. */
 int rs_mem_fits(const struct sink_redis *s, uint32_t len);
@@ -265,12 +291,13 @@ void rs_mem_append(struct sink_redis *s, struct rrec *r);
 void rs_mem_remove(struct sink_redis *s, struct rrec *r);
 /* Moves spooled records into the memory queue while it has room. */
 void rs_refill(struct sink_redis *s);
-/* Records (not aggregate batches) not yet written. */
+/* Records not yet written: in memory (aggregate batches apart) and on disk (with spooled
+ * aggregate batches, which the drain waits for too). */
 uint64_t rs_waiting(const struct sink_redis *s);
 /* A record into the memory queue, else the spool, else dropped (counted);
  * r is consumed. */
 void rs_enqueue(struct sink_redis *s, struct rrec *r);
-/* An aggregate batch: memory only; r is consumed. */
+/* An aggregate batch: the same way as a record; r is consumed. */
 void rs_enqueue_agg(struct sink_redis *s, struct rrec *r);
 /* Records whose stream entry has not been written. */
 uint64_t rs_undelivered_now(const struct sink_redis *s);

@@ -3,7 +3,18 @@
  * in records and bytes, overflowing into the spool and refilled from it in
  * order, and what is left at the end of a run kept for the next one.
  *
- * Threads: the sink's I/O thread only.
+ * A named spool is a write-ahead log: every record is appended to it by
+ * its writer (rs_wal_append) before the I/O thread sees it. A record that
+ * is the next one to read from the spool and finds room goes to memory at
+ * once (and counts as read); otherwise it stays on disk and is read back in
+ * order. Spooled records in memory carry their position; after each round
+ * of replies the spool forgets everything before the oldest of them still
+ * in memory (rs_wal_release), one header write a round. A killed process
+ * thus loses nothing that reached the spool, and sends again at most what
+ * was in flight.
+ *
+ * Threads: the sink's I/O thread, except rs_wal_append (writers); every
+ * spool call holds spool_mx.
  */
 #include "redis-int.h"
 
@@ -14,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ---- memory queue ------------------------------------------------------- */
 
@@ -79,6 +91,8 @@ void rs_mem_remove(struct sink_redis *s, struct rrec *r)
         r->next->prev = r->prev;
     else
         s->tail = r->prev;
+    if (r->pos.seq)
+        s->release_due = 1;
     if (s->cursor == r) {
         s->cursor = r->next; /* only at close: queued records are never removed */
         s->n_unsent--;
@@ -88,23 +102,55 @@ void rs_mem_remove(struct sink_redis *s, struct rrec *r)
     free(r);
 }
 
-/* Moves spooled records into the memory queue while it has room. */
+/* Room for r in memory: a record within the queue's bounds, an aggregate
+ * batch within AGG_MEM_MAX. Records read back from the spool take half of
+ * it (`refill`), so that records the spool cannot take (full, failing)
+ * always find room in memory while Redis takes writes. */
+static int fits(const struct sink_redis *s, unsigned kind, uint32_t len, int refill)
+{
+    if (kind == RCMD_AGG)
+        return s->mem_agg_bytes + len <= (refill ? AGG_MEM_MAX / 2 : AGG_MEM_MAX);
+    if (!refill)
+        return rs_mem_fits(s, len);
+    uint64_t count = s->mem_count - s->mem_agg, bytes = s->mem_bytes - s->mem_agg_bytes;
+    return count == 0 || (count < (s->cfg.queue_max_records + 1) / 2 &&
+                          bytes + len <= s->cfg.queue_max_bytes / 2);
+}
+
+static void mem_take(struct sink_redis *s, struct rrec *r)
+{
+    rs_mem_append(s, r);
+    if (r->kind == RCMD_AGG) {
+        s->mem_agg++;
+        s->mem_agg_bytes += r->len;
+    }
+}
+
+static void spool_error(struct sink_redis *s, const struct egr_err *e)
+{
+    rs_say(s, "%s", e->msg);
+    rs_set_error(s, e->msg);
+}
+
+/* Moves spooled records into the memory queue while it has room: with a
+ * named spool they stay in it until Redis has them (released later), else
+ * they leave it as they are read. */
 void rs_refill(struct sink_redis *s)
 {
     if (!s->spool || s->finished)
         return;
-    while (spool_count(s->spool) > 0) {
-        uint32_t len;
+    uint64_t limit = s->wal ? s->avail_seq : UINT64_MAX;
+    pthread_mutex_lock(&s->spool_mx);
+    while (spool_unread(s->spool) > 0 && spool_read_seq(s->spool) < limit) {
+        uint32_t len, flags;
         struct egr_err e = {""};
         int rc = spool_head(s->spool, &len, &e);
         if (rc <= 0) {
-            if (rc < 0) {
-                rs_say(s, "%s", e.msg);
-                rs_set_error(s, e.msg);
-            }
+            if (rc < 0)
+                spool_error(s, &e);
             break;
         }
-        if (!rs_mem_fits(s, len))
+        if (!fits(s, (spool_head_flags(s->spool) & SPOOL_AUX) ? RCMD_AGG : RCMD_FLOW, len, 1))
             break;
         if (len > s->popcap) {
             uint8_t *nb = realloc(s->popbuf, len);
@@ -113,75 +159,258 @@ void rs_refill(struct sink_redis *s)
             s->popbuf = nb;
             s->popcap = len;
         }
-        rc = spool_pop(s->spool, s->popbuf, s->popcap, &len, &e);
+        struct spool_pos pos;
+        rc = spool_read(s->spool, s->popbuf, s->popcap, &len, &flags, &pos, &e);
         if (rc <= 0) {
-            if (rc < 0) {
-                rs_say(s, "%s", e.msg);
-                rs_set_error(s, e.msg);
-            }
+            if (rc < 0)
+                spool_error(s, &e);
             break;
         }
+        if (!s->wal && spool_release(s->spool, NULL, &e) != EGR_OK)
+            spool_error(s, &e);
         struct rrec *r = rs_rrec_new(s->popbuf, len);
         if (!r) {
             s->st.dropped++; /* malformed (never written so) or out of memory */
             continue;
         }
-        rs_mem_append(s, r);
+        if (s->wal)
+            r->pos = pos;
+        mem_take(s, r);
     }
     uint64_t lost = spool_lost(s->spool);
+    uint64_t unread = spool_unread(s->spool);
+    pthread_mutex_unlock(&s->spool_mx);
     if (lost > s->spool_lost_seen) {
         /* Records the spool could not read back count as dropped. */
         s->st.dropped += lost - s->spool_lost_seen;
         s->spool_lost_seen = lost;
     }
-    if (s->spilling && spool_count(s->spool) == 0) {
+    if (s->spilling && unread == 0) {
         s->spilling = 0;
         rs_say(s, "spool empty again: records go through memory");
     }
 }
 
-/* Records (not aggregate batches) not yet written. */
+uint64_t rs_spool_depth(struct sink_redis *s)
+{
+    if (!s->spool)
+        return 0;
+    pthread_mutex_lock(&s->spool_mx);
+    uint64_t n = spool_unread(s->spool) - spool_unread_aux(s->spool);
+    pthread_mutex_unlock(&s->spool_mx);
+    return n;
+}
+
+/* Records not yet written: in memory (aggregate batches apart) and on disk (with spooled
+ * aggregate batches, which the drain waits for too). */
 uint64_t rs_waiting(const struct sink_redis *s)
 {
-    return s->mem_count - s->mem_agg + (s->spool ? spool_count(s->spool) : 0);
+    uint64_t disk = 0;
+    if (s->spool) {
+        pthread_mutex_lock((pthread_mutex_t *)&s->spool_mx);
+        disk = spool_unread(s->spool);
+        pthread_mutex_unlock((pthread_mutex_t *)&s->spool_mx);
+    }
+    return s->mem_count - s->mem_agg + disk;
+}
+
+/* ---- write-ahead ---------------------------------------------------------- */
+
+uint64_t rs_wal_append(struct sink_redis *s, struct rrec *list, char *err, size_t errsize)
+{
+    struct egr_err e = {""};
+    uint64_t n = 0;
+    int stop = 0;
+    for (struct rrec *r = list; r; r = r->next) {
+        r->pos.seq = 0;
+        if (stop || r->kind == KIND_RAW_FLOW)
+            continue;
+        int rc = spool_append(s->spool, r->data, r->len, r->kind == RCMD_AGG ? SPOOL_AUX : 0,
+                              &r->pos, &e);
+        if (rc == EGR_OK) {
+            n++;
+            continue;
+        }
+        /* Full (or failing): this record and the rest of the batch go in
+         * memory only, so the batch keeps its order. */
+        r->pos.seq = 0;
+        stop = 1;
+        if (rc < 0)
+            rs_copy_cut(err, errsize, e.msg);
+    }
+    if (n && spool_commit(s->spool, &e) != EGR_OK) {
+        for (struct rrec *r = list; r; r = r->next)
+            r->pos.seq = 0;
+        rs_copy_cut(err, errsize, e.msg);
+        n = 0;
+    }
+    return n;
+}
+
+void rs_wal_release(struct sink_redis *s)
+{
+    if (!s->wal || !s->release_due || s->finished)
+        return;
+    s->release_due = 0;
+    const struct rrec *r = s->head;
+    while (r && !r->pos.seq)
+        r = r->next;
+    struct egr_err e = {""};
+    pthread_mutex_lock(&s->spool_mx);
+    uint64_t seq = r ? r->pos.seq : spool_read_seq(s->spool);
+    int rc = EGR_OK;
+    if (seq != s->released_seq) {
+        rc = spool_release(s->spool, r ? &r->pos : NULL, &e);
+        if (rc == EGR_OK)
+            rc = spool_sync(s->spool, &e);
+        s->released_seq = seq;
+    }
+    pthread_mutex_unlock(&s->spool_mx);
+    if (rc != EGR_OK)
+        spool_error(s, &e);
+}
+
+void rs_spool_tick(struct sink_redis *s)
+{
+    if (!s->wal)
+        return;
+    pthread_mutex_lock(&s->spool_mx);
+    int fd = spool_sync_fd(s->spool);
+    pthread_mutex_unlock(&s->spool_mx);
+    /* Outside the lock: the writers append meanwhile. */
+    if (fd >= 0 && fdatasync(fd) != 0) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s: fdatasync: %s", spool_path(s->spool), strerror(errno));
+        rs_set_error(s, msg);
+    }
 }
 
 /* ---- enqueue -------------------------------------------------------------- */
 
-/* I/O thread: a record from the inbox goes to the memory queue, else the
- * spool, else it is dropped (counted). r is consumed. */
+static void note_taking(struct sink_redis *s, int agg)
+{
+    if (!agg && s->dropping) {
+        s->dropping = 0;
+        rs_say(s, "taking records again (%" PRIu64 " dropped while full)",
+            s->st.dropped - s->drop_mark);
+    }
+}
+
+/* I/O thread: a record or an aggregate batch from the inbox.
+ *
+ * Named spool: the writer put it in the spool already. It goes to memory
+ * too when it is the next record to read from the spool and memory has
+ * room; otherwise it is left to be read back in order (rs_refill). One the
+ * spool could not take goes to memory alone, ahead of any backlog on disk:
+ * new records are not dropped while Redis takes writes however full the
+ * disk is.
+ *
+ * Otherwise: memory while the spool holds nothing and memory has room,
+ * else the spool. Dropped (counted) only when neither can take it. r is
+ * consumed. */
 void rs_enqueue(struct sink_redis *s, struct rrec *r)
 {
-    s->st.records++;
+    int agg = r->kind == RCMD_AGG;
+    if (!agg)
+        s->st.records++;
     uint32_t len = r->len;
-    if ((!s->spool || spool_count(s->spool) == 0) && rs_mem_fits(s, len)) {
-        rs_mem_append(s, r);
-        s->st.queued++;
-        goto queued;
+    if (r->pos.seq) {
+        if (!agg)
+            s->st.spooled++;
+        int direct = 0;
+        pthread_mutex_lock(&s->spool_mx);
+        if (r->pos.seq == spool_read_seq(s->spool) && fits(s, r->kind, len, 0)) {
+            spool_skip(s->spool, &r->pos, agg ? SPOOL_AUX : 0);
+            direct = 1;
+        }
+        pthread_mutex_unlock(&s->spool_mx);
+        if (s->bypass_noted && !agg) {
+            s->bypass_noted = 0;
+            rs_say(s, "%s takes records again", spool_path(s->spool));
+        }
+        if (direct) {
+            mem_take(s, r);
+            if (!agg)
+                s->st.queued++;
+        } else {
+            if (r->pos.seq + 1 > s->avail_seq)
+                s->avail_seq = r->pos.seq + 1;
+            free(r);
+            if (!s->spilling) {
+                s->spilling = 1;
+                rs_say(s, "memory queue full (%" PRIu64 " records, %" PRIu64 " bytes): records "
+                    "wait in %s", s->mem_count - s->mem_agg, s->mem_bytes - s->mem_agg_bytes,
+                    spool_path(s->spool));
+            }
+        }
+        note_taking(s, agg);
+        return;
     }
-    if (s->spool) {
+    uint64_t backlog = 0;
+    if (s->spool && !s->wal) {
+        pthread_mutex_lock(&s->spool_mx);
+        backlog = spool_unread(s->spool);
+        pthread_mutex_unlock(&s->spool_mx);
+    }
+    if (backlog == 0 && fits(s, r->kind, len, 0)) {
+        mem_take(s, r);
+        if (!agg)
+            s->st.queued++;
+        if (s->wal && !agg && !s->finished) {
+            s->st.unspooled++;
+            if (!s->bypass_noted) {
+                s->bypass_noted = 1;
+                rs_say(s, "%s cannot take more (%s): new records are kept in memory only until "
+                    "it has room", spool_path(s->spool),
+                    s->last_error[0] ? s->last_error : "full");
+            }
+        }
+        note_taking(s, agg);
+        return;
+    }
+    if (s->spool && !s->wal) {
         struct egr_err e = {""};
-        int rc = spool_push(s->spool, r->data, len, &e);
+        pthread_mutex_lock(&s->spool_mx);
+        int rc = spool_append(s->spool, r->data, len, agg ? SPOOL_AUX : 0, NULL, &e);
+        if (rc == EGR_OK)
+            rc = spool_commit(s->spool, &e);
+        else
+            spool_commit(s->spool, &(struct egr_err){""});
+        uint64_t used = spool_used(s->spool), cap = spool_capacity(s->spool);
+        pthread_mutex_unlock(&s->spool_mx);
         if (rc == EGR_OK) {
             free(r);
-            s->st.spooled++;
+            if (!agg)
+                s->st.spooled++;
             if (!s->spilling) {
                 s->spilling = 1;
                 rs_say(s, "memory queue full (%" PRIu64 " records, %" PRIu64 " bytes): spooling to %s",
-                    s->mem_count, s->mem_bytes,
-                    spool_path(s->spool)[0] ? spool_path(s->spool) : "an unnamed file");
+                    s->mem_count, s->mem_bytes, "an unnamed file");
             }
-            goto queued;
+            note_taking(s, agg);
+            return;
         }
         if (rc < 0 && !s->dropping) {
             rs_set_error(s, e.msg);
             rs_say(s, "%s: dropping records", e.msg);
         } else if (!s->dropping) {
-            rs_say(s, "spool full (%" PRIu64 " of %" PRIu64 " bytes): dropping records",
-                spool_used(s->spool), spool_capacity(s->spool));
+            rs_say(s, "spool full (%" PRIu64 " of %" PRIu64 " bytes): dropping records", used, cap);
         }
-    } else if (!s->dropping) {
-        rs_say(s, "memory queue full and no spool: dropping records");
+    } else if (!s->dropping && !agg) {
+        if (s->wal) {
+            pthread_mutex_lock(&s->spool_mx);
+            uint64_t used = spool_used(s->spool), cap = spool_capacity(s->spool);
+            pthread_mutex_unlock(&s->spool_mx);
+            rs_say(s, "spool full (%" PRIu64 " of %" PRIu64 " bytes) and memory queue full: "
+                "dropping records", used, cap);
+        } else {
+            rs_say(s, "memory queue full and no spool: dropping records");
+        }
+    }
+    if (agg) {
+        s->agg_unsent += r->ncmd;
+        free(r);
+        return;
     }
     free(r);
     if (!s->dropping) {
@@ -189,32 +418,23 @@ void rs_enqueue(struct sink_redis *s, struct rrec *r)
         s->drop_mark = s->st.dropped;
     }
     s->st.dropped++;
-    return;
-queued:
-    if (s->dropping) {
-        s->dropping = 0;
-        rs_say(s, "taking records again (%" PRIu64 " dropped while full)",
-            s->st.dropped - s->drop_mark);
-    }
 }
 
-/* I/O thread: an aggregate batch waits in memory only. */
+/* I/O thread: an aggregate batch, the same way as a record. */
 void rs_enqueue_agg(struct sink_redis *s, struct rrec *r)
 {
-    if (s->mem_agg_bytes + r->len > AGG_MEM_MAX) {
-        s->agg_unsent += r->ncmd;
-        free(r);
-        return;
-    }
-    rs_mem_append(s, r);
-    s->mem_agg++;
-    s->mem_agg_bytes += r->len;
+    rs_enqueue(s, r);
 }
 
 /* Records whose stream entry has not been written. */
 uint64_t rs_undelivered_now(const struct sink_redis *s)
 {
-    uint64_t n = s->spool ? spool_count(s->spool) : 0;
+    uint64_t n = 0;
+    if (s->spool) {
+        pthread_mutex_lock((pthread_mutex_t *)&s->spool_mx);
+        n = spool_unread(s->spool) - spool_unread_aux(s->spool);
+        pthread_mutex_unlock((pthread_mutex_t *)&s->spool_mx);
+    }
     for (const struct rrec *r = s->head; r; r = r->next)
         if (!(r->done & 1) && r->kind != RCMD_AGG)
             n++;
@@ -222,11 +442,18 @@ uint64_t rs_undelivered_now(const struct sink_redis *s)
 }
 
 /* At the end: what is still in memory goes to a named spool for the next
- * run (only the commands not yet answered), behind what the spool holds. */
+ * run (only the commands not yet answered), behind what the spool holds.
+ * With the write-ahead spool the records in memory are in it already, some
+ * partly written: they are forgotten there first and written again as
+ * what is left of them, so nothing Redis has is sent twice. */
 uint64_t rs_keep_for_next_run(struct sink_redis *s)
 {
     if (!s->spool || !spool_path(s->spool)[0])
         return 0;
+    struct egr_err e = {""};
+    pthread_mutex_lock(&s->spool_mx);
+    if (s->wal && spool_release(s->spool, NULL, &e) == EGR_OK)
+        spool_sync(s->spool, &e);
     for (struct rrec *r = s->head, *next; r; r = next) {
         next = r->next;
         if ((r->done & 1) || r->kind == RCMD_AGG)
@@ -246,12 +473,13 @@ uint64_t rs_keep_for_next_run(struct sink_redis *s)
                 rcmd_arg(&s->rb, argv[a], lens[a]);
             rcmd_end(&s->rb);
         }
-        struct egr_err e;
         if (rcmd_ok(&s->rb) && spool_push(s->spool, s->rb.buf, (uint32_t)s->rb.len, &e) == EGR_OK &&
             !r->out)
             rs_mem_remove(s, r); /* one still in flight is freed at close */
     }
-    return spool_count(s->spool);
+    uint64_t n = spool_unread(s->spool) - spool_unread_aux(s->spool);
+    pthread_mutex_unlock(&s->spool_mx);
+    return n;
 }
 
 /* The sensor id as a file name: anything but [A-Za-z0-9._-] becomes '_'. */
@@ -289,6 +517,10 @@ int rs_open_spool(struct sink_redis *s, struct egr_err *err)
     int rc = spool_open(path, c->spool_max_bytes, &s->spool, &rec, err);
     if (rc != EGR_OK)
         return rc;
+    s->wal = 1;
+    spool_set_fsync(s->spool, (enum spool_fsync)c->spool_fsync);
+    s->avail_seq = spool_next_seq(s->spool); /* what an earlier run left is readable */
+    s->released_seq = spool_read_seq(s->spool);
     if (rec.records || rec.torn_tail)
         rs_say(s, "%s: %" PRIu64 " records from an earlier run to deliver first%s", path, rec.records,
             rec.torn_tail ? " (a damaged record at the end was discarded)" : "");

@@ -9,11 +9,16 @@
  * keeps up; once its inbox holds RAW_MAX entries the writer formats them
  * itself, so the inbox stays compact.
  *
+ * With a named spool (write-ahead) records are formatted here and the
+ * whole list is appended to the spool by this thread before it is handed
+ * over, so a record the sink has is on disk whatever happens to the
+ * process next.
+ *
  * Aggregates are summed in the writer's own table (no lock per record) and
  * handed over as command batches every AGG_FLUSH_MS, when the table fills
- * and when the writer is freed. While Redis does not take writes the sums
- * stay and keep growing; if the table fills meanwhile, further records are
- * not counted (reported at the end of the run).
+ * and when the writer is freed. Without a named spool the sums stay in the
+ * table while Redis does not take writes; when it fills they go as batches
+ * (to the queue, then the spool) and the table starts again.
  *
  * Threads: a writer belongs to one thread; it touches the sink only under
  * the sink's mx.
@@ -83,6 +88,17 @@ static void hand_over_locked(struct rs_writer *w, int urgent)
         next = r->next;
         if (r->kind != RCMD_AGG)
             s->in_records++;
+        if (r->pos.seq && (s->in_count >= max_count || s->in_bytes + r->len > max_bytes)) {
+            /* In the spool already: the thread reads it back from there. */
+            if (r->pos.seq + 1 > s->in_avail)
+                s->in_avail = r->pos.seq + 1;
+            if (r->kind != RCMD_AGG) {
+                s->in_records--;
+                s->in_walonly++;
+            }
+            free(r);
+            continue;
+        }
         if (s->in_count >= max_count || s->in_bytes + r->len > max_bytes) {
             /* The I/O thread is that far behind: dropped (counted). */
             if (r->kind == RCMD_AGG)
@@ -108,6 +124,28 @@ static void hand_over_locked(struct rs_writer *w, int urgent)
     }
 }
 
+/* The list to the sink. With a named spool the records are written to it
+ * first, in one batch, by this thread: once this returns they survive the
+ * process (write-ahead). spool_mx is held across the inbox push so that
+ * the inbox has them in spool order. */
+static void hand_over(struct rs_writer *w, int urgent)
+{
+    struct sink_redis *s = w->s;
+    char werr[256] = "";
+    if (s->wal) {
+        pthread_mutex_lock(&s->spool_mx);
+        if (w->head)
+            rs_wal_append(s, w->head, werr, sizeof(werr));
+    }
+    pthread_mutex_lock(&s->mx);
+    if (werr[0])
+        rs_copy_cut(s->in_wal_err, sizeof(s->in_wal_err), werr);
+    hand_over_locked(w, urgent);
+    pthread_mutex_unlock(&s->mx);
+    if (s->wal)
+        pthread_mutex_unlock(&s->spool_mx);
+}
+
 static void agg_batch(void *arg, struct rcmd_buf *b)
 {
     struct rs_writer *w = arg;
@@ -131,11 +169,9 @@ static void agg_record(struct rs_writer *w, const struct flow_record *rec)
     if (!w->agg || !redis_schema_counts_as_egress(rec))
         return;
     if (!redis_agg_add(w->agg, rec)) {
-        if (!w->ready) {
-            w->agg_skipped++;
-            return;
-        }
-        agg_flush(w); /* full: the sums go now */
+        /* Full: the sums go now, whether or not Redis takes writes; they
+         * wait in the queue and the spool like records. */
+        agg_flush(w);
         redis_agg_add(w->agg, rec); /* cannot fail on an empty table */
     }
 }
@@ -143,13 +179,14 @@ static void agg_record(struct rs_writer *w, const struct flow_record *rec)
 int rs_writer_flush(void *wp, int urgent)
 {
     struct rs_writer *w = wp;
-    if (w->ready && egr_mono_us() - w->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
+    /* Without a named spool the sums wait in the table while Redis is away
+     * (merged there, they take no room in the queue); with one they go to
+     * the spool every second like records, so a crash loses at most that. */
+    if ((w->ready || w->s->wal) && egr_mono_us() - w->agg_flushed_us >= AGG_FLUSH_MS * 1000u)
         agg_flush(w);
     if (!w->head && !urgent && !w->agg_skipped && !w->agg_lost)
         return EGR_OK;
-    pthread_mutex_lock(&w->s->mx);
-    hand_over_locked(w, urgent);
-    pthread_mutex_unlock(&w->s->mx);
+    hand_over(w, urgent);
     return EGR_OK; /* the capture never stops for Redis */
 }
 
@@ -166,7 +203,9 @@ int rs_write_flow(void *wp, const struct flow_record *rec)
     /* A racy read is enough to choose where the record is formatted. */
     uint64_t inbox = __atomic_load_n(&s->in_count, __ATOMIC_RELAXED);
     struct rrec *r = NULL;
-    if (inbox < RAW_MAX && (r = malloc(sizeof(*r) + sizeof(*rec)))) {
+    /* With a named spool the record is formatted here: it goes to the
+     * spool from this thread. */
+    if (!s->wal && inbox < RAW_MAX && (r = malloc(sizeof(*r) + sizeof(*rec)))) {
         memset(r, 0, sizeof(*r));
         r->kind = KIND_RAW_FLOW;
         r->len = sizeof(*rec);
@@ -214,9 +253,7 @@ void rs_writer_free(void *wp)
     /* The last sums go whether or not Redis takes writes now: the drain at
      * the end of the run waits for them. */
     agg_flush(w);
-    pthread_mutex_lock(&w->s->mx);
-    hand_over_locked(w, 1);
-    pthread_mutex_unlock(&w->s->mx);
+    hand_over(w, 1);
     redis_agg_free(w->agg);
     rcmd_free(&w->rb);
     jbuf_free(&w->jb);

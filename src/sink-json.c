@@ -8,8 +8,9 @@
  * writer: records are formatted in that thread into the writer's buffer
  * (no allocation per record once it has grown), and a full buffer, an
  * alert or a flush hands the whole buffer to the file at once under the
- * sink's lock, so lines of different writers never interleave. The file is
- * written through stdio with a 1 MiB buffer. "-" writes to a duplicate of
+ * sink's lock, so lines of different writers never interleave, and is
+ * flushed to the file at once (a batch, an alert, the 100 ms tick), so a
+ * killed process loses only what its writers had not handed over yet. "-" writes to a duplicate of
  * descriptor 1, so the sink owns (and may close) its stream without
  * closing stdout.
  *
@@ -34,7 +35,9 @@
 #include "egressd/json.h"
 
 #define SINK_JSON_IOBUF (1u << 20)
-#define WRITER_HANDOFF (256u << 10) /* a writer hands its buffer over at this size */
+/* A writer hands its buffer over at this size at the latest; outputs.c
+ * flushes every writer far more often (every OUTPUTS_BATCH records). */
+#define WRITER_HANDOFF (8u << 20)
 
 struct sink_json {
     pthread_mutex_t mu;
@@ -107,7 +110,11 @@ static int sj_writer_flush(void *wp, int urgent)
     int rc = jbuf_ok(&w->jb) ? EGR_OK : sj_fail(sj, EGR_ENOMEM, "formatting an event", ENOMEM);
     if (rc == EGR_OK && w->jb.len)
         rc = sj_write_locked(sj, w->jb.buf, w->jb.len);
-    if (rc == EGR_OK && urgent) {
+    /* Every hand-over reaches the kernel at once: a killed process leaves
+     * a file that agrees with what went to Redis (the Redis writer is
+     * flushed first), not one a stdio buffer behind. It is a write per
+     * batch of records, not per record. */
+    if (rc == EGR_OK && (urgent || w->jb.len)) {
         errno = 0;
         if (fflush(sj->fp) != 0 || ferror(sj->fp))
             rc = sj_fail(sj, EGR_EIO, "write", errno ? errno : EIO);

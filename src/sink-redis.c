@@ -7,6 +7,13 @@
  *                     \ (queue full)    ^ (refill in order)
  *                      `--> spool ------'        (spool full: dropped, counted)
  *
+ * With a named spool (redis.spool_dir) the spool is a write-ahead log
+ * instead: the writers append every record to it before handing it over,
+ * the memory queue holds a window of it, and what Redis acknowledged is
+ * released (the spool's header moved past it) after each round of replies;
+ * records the spool cannot take travel in memory only (counted as
+ * unspooled). See redis-queue.c.
+ *
  * A record is the encoded commands of redis-schema.h. The memory queue is a
  * list in arrival order, bounded in records and bytes, that holds a record
  * until every one of its commands has been answered: records before
@@ -53,7 +60,8 @@
  * Aggregates (redis-agg.h) do not travel with their records: the caller's
  * side sums them in a fixed table and hands the sums over as batches every
  * AGG_FLUSH_MS or when the table fills. A batch waits in the memory queue
- * (never the spool); if the queue is full it is dropped and counted. A
+ * and the spool like a record; if both are full it is dropped, counted,
+ * and the run exits 1. A
  * batch in flight when the connection drops is sent again like a record (an
  * increment may then count twice): aggregates are for dashboards, the
  * streams are the record of truth.
@@ -92,6 +100,7 @@ void sink_redis_config_defaults(struct sink_redis_config *c)
     c->batch_records = 256;
     c->flush_ms = 100;
     c->spool_max_bytes = 256ull << 20;
+    c->spool_fsync = SPOOL_FSYNC_EVERYSEC;
     c->drain_timeout = 30;
     c->timeout = 10;
     c->layout = REDIS_LAYOUT_AUTO;
@@ -221,7 +230,8 @@ static void publish(struct sink_redis *s)
     s->snap = s->st;
     s->snap.enabled = 1;
     s->snap.queue_depth = s->mem_count - s->mem_agg;
-    s->snap.spool_depth = s->spool ? spool_count(s->spool) : 0;
+    s->snap.spool_depth = s->spool_depth_seen;
+    s->snap.agg_unwritten = s->agg_unsent + s->agg_refused + s->agg_skipped;
     s->ready = rs_usable(s) && !s->stalled && !s->finished;
     if (!s->ready && s->agg_skipped && !s->agg_full_noted) {
         s->agg_full_noted = 1;
@@ -260,6 +270,12 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
     s->in_records = s->in_dropped = 0;
     s->agg_unsent += s->in_agg_lost;
     s->in_agg_lost = 0;
+    /* Spooled by the writers and left out of the inbox (it was full). */
+    uint64_t avail = s->in_avail, walonly = s->in_walonly;
+    s->in_walonly = 0;
+    char wal_err[256];
+    rs_copy_cut(wal_err, sizeof(wal_err), s->in_wal_err);
+    s->in_wal_err[0] = '\0';
     *heartbeat = s->req_heartbeat;
     *drain = s->req_drain && !s->drain_done;
     *stop = s->req_stop;
@@ -268,6 +284,13 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
 
     if (lost)
         rs_say(s, "the Redis thread fell behind: %" PRIu64 " records dropped at hand-over", lost);
+    if (wal_err[0]) {
+        if (strcmp(wal_err, s->last_error) != 0)
+            rs_say(s, "%s", wal_err);
+        rs_set_error(s, wal_err);
+    }
+    s->st.records += walonly;
+    s->st.spooled += walonly;
     while (r) {
         struct rrec *next = r->next;
         if (r->kind == KIND_RAW_FLOW) {
@@ -294,6 +317,8 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
         }
         r = next;
     }
+    if (avail > s->avail_seq)
+        s->avail_seq = avail;
     if (s->n_unsent >= s->cfg.batch_records || (urgent && s->n_unsent))
         rs_send_some(s);
     else if (s->n_unsent)
@@ -309,10 +334,15 @@ static void *io_main(void *arg)
     for (;;) {
         event_base_loop(s->base, EVLOOP_ONCE);
         take_inbox(s, &heartbeat, &drain, &stop);
+        /* What Redis acknowledged in this round is forgotten in the spool:
+         * one header write per round of replies, not per record. */
+        rs_wal_release(s);
+        s->spool_depth_seen = rs_spool_depth(s);
         if (heartbeat)
             rs_send_heartbeat(s);
         if (drain) {
             int rc = drain_now(s);
+            s->spool_depth_seen = rs_spool_depth(s);
             pthread_mutex_lock(&s->mx);
             publish(s);
             s->drain_rc = rc;
@@ -358,7 +388,21 @@ static int sr_stats(void *self, const struct run_stats *st)
     struct rrec *r = eve && rcmd_ok(&s->stats_rb) ? rs_rrec_new(s->stats_rb.buf,
                                                                 (uint32_t)s->stats_rb.len)
                                                   : NULL;
+    char werr[256] = "";
+    /* After the drain (the final stats event) the spool is not released
+     * any more: such a record travels in memory only, or the next run would
+     * send it again. */
     pthread_mutex_lock(&s->mx);
+    int wal = r && s->wal && !s->drain_done;
+    pthread_mutex_unlock(&s->mx);
+    if (wal) {
+        r->next = NULL;
+        pthread_mutex_lock(&s->spool_mx);
+        rs_wal_append(s, r, werr, sizeof(werr));
+    }
+    pthread_mutex_lock(&s->mx);
+    if (werr[0])
+        rs_copy_cut(s->in_wal_err, sizeof(s->in_wal_err), werr);
     if (eve) {
         s->in_records++;
         if (r)
@@ -369,6 +413,8 @@ static int sr_stats(void *self, const struct run_stats *st)
     s->req_heartbeat = 1;
     rs_wake(s);
     pthread_mutex_unlock(&s->mx);
+    if (wal)
+        pthread_mutex_unlock(&s->spool_mx);
     return EGR_OK;
 }
 
@@ -397,8 +443,10 @@ static int drain_now(struct sink_redis *s)
     rs_send_some(s);
     while ((rs_waiting(s) > 0 || s->mem_agg > 0) && egr_mono_us() < deadline) {
         event_base_loop(s->base, EVLOOP_ONCE);
+        rs_wal_release(s);
         rs_send_some(s);
     }
+    rs_wal_release(s);
     s->finished = 1;
     uint64_t left = rs_undelivered_now(s);
     s->st.undelivered = left;
@@ -410,11 +458,17 @@ static int drain_now(struct sink_redis *s)
     pthread_mutex_lock(&s->mx);
     uint64_t skipped = s->agg_skipped;
     pthread_mutex_unlock(&s->mx);
-    if ((s->agg_unsent || skipped) && left == 0 && s->st.dropped == 0)
-        rs_say(s, "aggregates incomplete: %" PRIu64 " updates not written, %" PRIu64
-            " records not counted", s->agg_unsent, skipped);
     if (s->agg_refused)
         rs_say(s, "%" PRIu64 " aggregate updates were refused by Redis (not retried)", s->agg_refused);
+    if ((s->agg_unsent || skipped) && left == 0 && s->st.dropped == 0) {
+        /* The records are all there but the dashboards' numbers are not:
+         * a run that lost some says so in its exit status too. */
+        s->failed = EGR_EIO;
+        snprintf(s->errmsg, sizeof(s->errmsg),
+                 "redis: aggregates incomplete: %" PRIu64 " updates not written, %" PRIu64
+                 " records not counted", s->agg_unsent, skipped);
+        return s->failed;
+    }
     if (left == 0 && s->st.dropped == 0)
         return EGR_OK;
 
@@ -501,6 +555,7 @@ static void sr_free(struct sink_redis *s)
     if (s->wake_fd >= 0)
         close(s->wake_fd);
     pthread_mutex_destroy(&s->mx);
+    pthread_mutex_destroy(&s->spool_mx);
     pthread_cond_destroy(&s->cv);
     spool_close(s->spool);
     if (s->own_base && s->base)
@@ -558,6 +613,7 @@ int sink_redis_open(const struct sink_redis_config *cfg, const char *source, sin
         return egr_fail(err, EGR_ENOMEM, "redis: out of memory");
     s->wake_fd = -1;
     pthread_mutex_init(&s->mx, NULL);
+    pthread_mutex_init(&s->spool_mx, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->cfg = *cfg;
     snprintf(s->source, sizeof(s->source), "%s", source ? source : "");

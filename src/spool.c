@@ -52,9 +52,21 @@ struct spool {
     uint64_t count;
     uint64_t head_seq, next_seq;
     uint64_t lost;
+    uint64_t rd, rd_seq; /* the next record to read (head <= rd <= tail) */
+    uint64_t unread_aux; /* unread records pushed with SPOOL_AUX */
     int dirty;           /* header differs from memory */
-    int head_known;      /* head_len is valid for the record at head */
-    uint32_t head_len;
+    int data_dirty;      /* records written since the last fdatasync */
+    int head_known;      /* head_len is valid for the record at rd */
+    uint32_t head_len, head_flags;
+    enum spool_fsync fsync_mode;
+    /* An open batch (spool_append .. spool_commit): its bytes, in at most
+     * two runs (before and after the ring's wrap), and the state to go back
+     * to if writing them fails. */
+    uint8_t *wb[2];
+    size_t wlen[2], wcap[2];
+    uint64_t woff[2];
+    int nseg, in_batch;
+    struct { uint64_t head, tail, used, count, head_seq, next_seq, rd, rd_seq, unread_aux; } undo;
 };
 
 /* ---- CRC-32C (Castagnoli), table-driven -------------------------------- */
@@ -186,12 +198,21 @@ static int write_header(struct spool *s, struct egr_err *err)
     return EGR_OK;
 }
 
+/* Bytes from head to tail, wrap waste included. */
+static uint64_t used_of(const struct spool *s)
+{
+    if (s->count == 0)
+        return 0;
+    return s->tail > s->head ? s->tail - s->head : s->cap - s->head + s->tail;
+}
+
 /* Empties the ring: positions back to 0, the new capacity taken, the file
  * cut back to its header (so an idle spool costs no disk). */
 static int reset(struct spool *s, struct egr_err *err)
 {
-    s->head = s->tail = s->used = s->count = 0;
-    s->head_seq = s->next_seq;
+    s->head = s->tail = s->used = s->count = s->rd = 0;
+    s->head_seq = s->rd_seq = s->next_seq;
+    s->unread_aux = 0;
     s->head_known = 0;
     s->cap = s->want_cap;
     if (ftruncate(s->fd, HDR_SIZE) != 0)
@@ -202,7 +223,7 @@ static int reset(struct spool *s, struct egr_err *err)
 /* Drops everything after a read failure; returns EGR_EIO with why. */
 static int lose_all(struct spool *s, struct egr_err *err, const char *why)
 {
-    uint64_t n = s->count;
+    uint64_t n = s->next_seq - s->rd_seq;
     s->lost += n;
     struct egr_err ignored;
     reset(s, &ignored);
@@ -216,18 +237,49 @@ static uint32_t rec_crc(const uint8_t *hdr, const void *payload, uint32_t len)
     return len == WRAP_LEN ? c : crc_update(c, payload, len);
 }
 
-static void rec_header(uint8_t *h, uint32_t len, uint64_t seq, const void *payload)
+static void rec_header(uint8_t *h, uint32_t len, uint64_t seq, const void *payload,
+                       uint32_t flags)
 {
     memset(h, 0, SPOOL_REC_OVERHEAD);
     put32(h, REC_MAGIC);
     put32(h + 4, len);
     put64(h + 8, seq);
     put32(h + 16, rec_crc(h, payload, len));
+    put32(h + 20, flags);
 }
 
-/* ---- push / pop --------------------------------------------------------- */
+/* ---- append / commit ---------------------------------------------------- */
 
-int spool_push(struct spool *s, const void *data, uint32_t len, struct egr_err *err)
+static int seg_add(struct spool *s, uint64_t off, const void *a, size_t alen, const void *b,
+                   size_t blen, size_t pad)
+{
+    int i = s->nseg - 1;
+    if (i < 0 || s->woff[i] + s->wlen[i] != off) {
+        i = s->nseg++; /* a new run: the batch starts, or the ring wrapped */
+        s->woff[i] = off;
+        s->wlen[i] = 0;
+    }
+    size_t need = s->wlen[i] + alen + blen + pad;
+    if (need > s->wcap[i]) {
+        size_t nc = s->wcap[i] ? s->wcap[i] : 65536;
+        while (nc < need)
+            nc *= 2;
+        uint8_t *nb = realloc(s->wb[i], nc);
+        if (!nb)
+            return -1;
+        s->wb[i] = nb;
+        s->wcap[i] = nc;
+    }
+    memcpy(s->wb[i] + s->wlen[i], a, alen);
+    if (blen)
+        memcpy(s->wb[i] + s->wlen[i] + alen, b, blen);
+    memset(s->wb[i] + s->wlen[i] + alen + blen, 0, pad);
+    s->wlen[i] = need;
+    return 0;
+}
+
+int spool_append(struct spool *s, const void *data, uint32_t len, uint32_t flags,
+                 struct spool_pos *pos, struct egr_err *err)
 {
     if (len == 0 || len == WRAP_LEN)
         return egr_fail(err, EGR_EINVAL, "%s: bad record length %u", name_of(s), len);
@@ -235,86 +287,145 @@ int spool_push(struct spool *s, const void *data, uint32_t len, struct egr_err *
     if (need > s->cap)
         return SPOOL_FULL;
 
-    uint64_t pos, waste = 0;
+    uint64_t at, waste = 0;
     if (s->count == 0) {
-        pos = 0; /* an empty ring always restarts at 0 (see reset) */
+        at = 0; /* an empty ring always restarts at 0 (see reset) */
     } else if (s->tail > s->head) {
         if (need <= s->cap - s->tail) {
-            pos = s->tail;
+            at = s->tail;
         } else if (need <= s->head) {
             waste = s->cap - s->tail;
-            pos = 0;
+            at = 0;
         } else {
             return SPOOL_FULL;
         }
     } else if (s->tail < s->head && need <= s->head - s->tail) {
-        pos = s->tail;
+        at = s->tail;
     } else {
         return SPOOL_FULL; /* tail == head with records: every byte in use */
     }
+    if (s->nseg == 2 && at == 0 && waste)
+        return SPOOL_FULL; /* cannot happen: one batch wraps once at most */
 
+    if (!s->in_batch) {
+        s->undo.head = s->head;
+        s->undo.tail = s->tail;
+        s->undo.used = s->used;
+        s->undo.count = s->count;
+        s->undo.head_seq = s->head_seq;
+        s->undo.next_seq = s->next_seq;
+        s->undo.rd = s->rd;
+        s->undo.rd_seq = s->rd_seq;
+        s->undo.unread_aux = s->unread_aux;
+        s->in_batch = 1;
+    }
     if (waste >= SPOOL_REC_OVERHEAD) {
         /* Tells the reader (and a recovery scan) to continue at 0. Its
          * number is the next record's, so the scan checks it like one. */
         uint8_t m[SPOOL_REC_OVERHEAD];
-        rec_header(m, WRAP_LEN, s->next_seq, NULL);
-        struct iovec iov = {m, sizeof(m)};
-        if (write_all_at(s->fd, &iov, 1, HDR_SIZE + s->tail) != 0)
-            return egr_fail(err, EGR_EIO, "%s: write: %s", name_of(s), strerror(errno));
+        rec_header(m, WRAP_LEN, s->next_seq, NULL, 0);
+        if (seg_add(s, s->tail, m, sizeof(m), NULL, 0, 0) != 0)
+            return egr_fail(err, EGR_ENOMEM, "%s: out of memory", name_of(s));
     }
-
-    static const uint8_t zeros[8];
     uint8_t h[SPOOL_REC_OVERHEAD];
-    rec_header(h, len, s->next_seq, data);
-    struct iovec iov[3] = {
-        {h, sizeof(h)},
-        {(void *)data, len},
-        {(void *)zeros, (size_t)(need - SPOOL_REC_OVERHEAD - len)},
-    };
-    if (write_all_at(s->fd, iov, iov[2].iov_len ? 3 : 2, HDR_SIZE + pos) != 0)
-        return egr_fail(err, EGR_EIO, "%s: write: %s", name_of(s), strerror(errno));
+    rec_header(h, len, s->next_seq, data, flags);
+    if (seg_add(s, at, h, sizeof(h), data, len, (size_t)(need - SPOOL_REC_OVERHEAD - len)) != 0)
+        return egr_fail(err, EGR_ENOMEM, "%s: out of memory", name_of(s));
 
     if (s->count == 0) {
-        s->head = 0;
-        s->head_seq = s->next_seq;
+        s->head = s->rd = 0;
+        s->head_seq = s->rd_seq = s->next_seq;
     }
-    s->used += waste + need;
-    s->tail = pos + need;
+    if (pos) {
+        pos->off = at;
+        pos->end = at + need;
+        pos->seq = s->next_seq;
+    }
+    s->tail = at + need;
     s->count++;
     s->next_seq++;
+    s->used = used_of(s);
+    if (flags & SPOOL_AUX)
+        s->unread_aux++;
     return EGR_OK;
 }
 
+int spool_commit(struct spool *s, struct egr_err *err)
+{
+    if (!s->in_batch)
+        return EGR_OK;
+    int rc = EGR_OK;
+    for (int i = 0; i < s->nseg && rc == EGR_OK; i++) {
+        struct iovec iov = {s->wb[i], s->wlen[i]};
+        if (write_all_at(s->fd, &iov, 1, HDR_SIZE + s->woff[i]) != 0)
+            rc = egr_fail(err, EGR_EIO, "%s: write: %s", name_of(s), strerror(errno));
+    }
+    if (rc == EGR_OK && s->fsync_mode == SPOOL_FSYNC_ALWAYS && fdatasync(s->fd) != 0)
+        rc = egr_fail(err, EGR_EIO, "%s: fdatasync: %s", name_of(s), strerror(errno));
+    if (rc != EGR_OK) {
+        /* Not stored: the ring is as before the batch. Records of it that
+         * did reach the file whole carry numbers the ring hands out again;
+         * the next batches overwrite them, but should the process die
+         * before, a recovery scan that lines up with them may take them as
+         * records (a duplicate of what went on in memory, never a loss). */
+        s->head = s->undo.head;
+        s->tail = s->undo.tail;
+        s->used = s->undo.used;
+        s->count = s->undo.count;
+        s->head_seq = s->undo.head_seq;
+        s->next_seq = s->undo.next_seq;
+        s->rd = s->undo.rd;
+        s->rd_seq = s->undo.rd_seq;
+        s->unread_aux = s->undo.unread_aux;
+    } else {
+        s->data_dirty = s->fsync_mode != SPOOL_FSYNC_ALWAYS;
+    }
+    s->nseg = 0;
+    s->in_batch = 0;
+    return rc;
+}
+
+int spool_push(struct spool *s, const void *data, uint32_t len, struct egr_err *err)
+{
+    int rc = spool_append(s, data, len, 0, NULL, err);
+    if (rc != EGR_OK) {
+        struct egr_err ignored;
+        spool_commit(s, &ignored); /* what an earlier append of the batch holds */
+        return rc;
+    }
+    return spool_commit(s, err);
+}
+
+/* ---- read / release ----------------------------------------------------- */
+
 int spool_head(struct spool *s, uint32_t *len, struct egr_err *err)
 {
-    if (s->count == 0)
+    if (s->rd_seq == s->next_seq)
         return 0;
     if (s->head_known) {
         *len = s->head_len;
         return 1;
     }
     for (int laps = 0; laps < 2; laps++) {
-        if (s->cap - s->head < SPOOL_REC_OVERHEAD) {
-            s->used -= s->cap - s->head;
-            s->head = 0;
-        }
+        if (s->cap - s->rd < SPOOL_REC_OVERHEAD)
+            s->rd = 0;
         uint8_t h[SPOOL_REC_OVERHEAD];
-        ssize_t r = read_at(s->fd, h, sizeof(h), HDR_SIZE + s->head);
+        ssize_t r = read_at(s->fd, h, sizeof(h), HDR_SIZE + s->rd);
         if (r < 0)
             return lose_all(s, err, strerror(errno));
-        if (r != (ssize_t)sizeof(h) || get32(h) != REC_MAGIC || get64(h + 8) != s->head_seq)
+        if (r != (ssize_t)sizeof(h) || get32(h) != REC_MAGIC || get64(h + 8) != s->rd_seq)
             return lose_all(s, err, "record header damaged");
         uint32_t n = get32(h + 4);
         if (n == WRAP_LEN) {
             if (get32(h + 16) != rec_crc(h, NULL, WRAP_LEN))
                 return lose_all(s, err, "record header damaged");
-            s->used -= s->cap - s->head;
-            s->head = 0;
+            s->rd = 0;
             continue;
         }
-        if (n == 0 || spool_record_size(n) > s->cap - s->head)
+        if (n == 0 || spool_record_size(n) > s->cap - s->rd)
             return lose_all(s, err, "record header damaged");
         s->head_len = n;
+        s->head_flags = get32(h + 20);
         s->head_known = 1;
         *len = n;
         return 1;
@@ -322,7 +433,8 @@ int spool_head(struct spool *s, uint32_t *len, struct egr_err *err)
     return lose_all(s, err, "two wrap markers in a row");
 }
 
-int spool_pop(struct spool *s, void *buf, uint32_t cap, uint32_t *len, struct egr_err *err)
+int spool_read(struct spool *s, void *buf, uint32_t cap, uint32_t *len, uint32_t *flags,
+               struct spool_pos *pos, struct egr_err *err)
 {
     uint32_t n;
     int rc = spool_head(s, &n, err);
@@ -332,28 +444,61 @@ int spool_pop(struct spool *s, void *buf, uint32_t cap, uint32_t *len, struct eg
         return egr_fail(err, EGR_EINVAL, "%s: record of %u bytes, buffer of %u", name_of(s),
                         n, cap);
     uint8_t h[SPOOL_REC_OVERHEAD];
-    if (read_at(s->fd, h, sizeof(h), HDR_SIZE + s->head) != (ssize_t)sizeof(h) ||
-        read_at(s->fd, buf, n, HDR_SIZE + s->head + SPOOL_REC_OVERHEAD) != (ssize_t)n)
+    if (read_at(s->fd, h, sizeof(h), HDR_SIZE + s->rd) != (ssize_t)sizeof(h) ||
+        read_at(s->fd, buf, n, HDR_SIZE + s->rd + SPOOL_REC_OVERHEAD) != (ssize_t)n)
         return lose_all(s, err, "short read");
     if (get32(h + 16) != rec_crc(h, buf, n))
         return lose_all(s, err, "record checksum mismatch");
-
     uint64_t need = spool_record_size(n);
-    s->head += need;
-    s->used -= need;
-    if (s->cap - s->head < SPOOL_REC_OVERHEAD) {
-        /* No record starts in this tail end: the next one is at 0. */
-        s->used -= s->cap - s->head;
-        s->head = 0;
+    if (pos) {
+        pos->off = s->rd;
+        pos->end = s->rd + need;
+        pos->seq = s->rd_seq;
     }
-    s->count--;
-    s->head_seq++;
+    if (flags)
+        *flags = s->head_flags;
+    if ((s->head_flags & SPOOL_AUX) && s->unread_aux)
+        s->unread_aux--;
+    s->rd += need;
+    s->rd_seq++;
     s->head_known = 0;
-    s->dirty = 1;
     *len = n;
-    if (s->count == 0 && (rc = reset(s, err)) != EGR_OK)
-        return rc;
     return 1;
+}
+
+void spool_skip(struct spool *s, const struct spool_pos *pos, uint32_t flags)
+{
+    if (pos->seq != s->rd_seq)
+        return; /* only the next record to read can be taken as read */
+    s->rd = pos->end;
+    s->rd_seq++;
+    s->head_known = 0;
+    if ((flags & SPOOL_AUX) && s->unread_aux)
+        s->unread_aux--;
+}
+
+int spool_release(struct spool *s, const struct spool_pos *oldest, struct egr_err *err)
+{
+    uint64_t off = oldest ? oldest->off : s->rd, seq = oldest ? oldest->seq : s->rd_seq;
+    if (seq <= s->head_seq || seq > s->rd_seq)
+        return EGR_OK; /* nothing to forget, or a position from before a reset */
+    s->head = off;
+    s->count -= seq - s->head_seq;
+    s->head_seq = seq;
+    s->used = used_of(s);
+    s->dirty = 1;
+    if (s->count == 0)
+        return reset(s, err);
+    return EGR_OK;
+}
+
+int spool_pop(struct spool *s, void *buf, uint32_t cap, uint32_t *len, struct egr_err *err)
+{
+    int rc = spool_read(s, buf, cap, len, NULL, NULL, err);
+    if (rc <= 0)
+        return rc;
+    int r2 = spool_release(s, NULL, err);
+    return r2 == EGR_OK ? 1 : r2;
 }
 
 int spool_sync(struct spool *s, struct egr_err *err)
@@ -361,7 +506,39 @@ int spool_sync(struct spool *s, struct egr_err *err)
     return s->dirty ? write_header(s, err) : EGR_OK;
 }
 
+int spool_datasync(struct spool *s, struct egr_err *err)
+{
+    if (!s->data_dirty || s->fsync_mode == SPOOL_FSYNC_NO)
+        return EGR_OK;
+    s->data_dirty = 0;
+    if (fdatasync(s->fd) != 0)
+        return egr_fail(err, EGR_EIO, "%s: fdatasync: %s", name_of(s), strerror(errno));
+    return EGR_OK;
+}
+
+int spool_sync_fd(struct spool *s)
+{
+    if (!s->data_dirty || s->fsync_mode == SPOOL_FSYNC_NO)
+        return -1;
+    s->data_dirty = 0;
+    return s->fd;
+}
+
+uint32_t spool_head_flags(const struct spool *s)
+{
+    return s->head_known ? s->head_flags : 0;
+}
+
+void spool_set_fsync(struct spool *s, enum spool_fsync mode)
+{
+    s->fsync_mode = mode;
+}
+
 uint64_t spool_count(const struct spool *s) { return s->count; }
+uint64_t spool_unread(const struct spool *s) { return s->next_seq - s->rd_seq; }
+uint64_t spool_unread_aux(const struct spool *s) { return s->unread_aux; }
+uint64_t spool_next_seq(const struct spool *s) { return s->next_seq; }
+uint64_t spool_read_seq(const struct spool *s) { return s->rd_seq; }
 uint64_t spool_used(const struct spool *s) { return s->used; }
 uint64_t spool_capacity(const struct spool *s) { return s->cap; }
 uint64_t spool_lost(const struct spool *s) { return s->lost; }
@@ -376,7 +553,7 @@ static struct spool *spool_alloc(int fd, uint64_t capacity)
         return NULL;
     s->fd = fd;
     s->cap = s->want_cap = capacity;
-    s->next_seq = s->head_seq = 1;
+    s->next_seq = s->head_seq = s->rd_seq = 1;
     return s;
 }
 
@@ -386,9 +563,9 @@ static int recover(struct spool *s, uint64_t head, uint64_t seq)
 {
     uint64_t pos = head, pending_waste = 0;
     int wrapped = 0;
-    s->head = s->tail = head;
-    s->head_seq = s->next_seq = seq;
-    s->used = s->count = 0;
+    s->head = s->tail = s->rd = head;
+    s->head_seq = s->next_seq = s->rd_seq = seq;
+    s->used = s->count = s->unread_aux = 0;
     if (head > s->cap)
         return 0;
     for (;;) {
@@ -435,6 +612,8 @@ static int recover(struct spool *s, uint64_t head, uint64_t seq)
         s->tail = pos;
         s->count++;
         s->next_seq++;
+        if (get32(h + 20) & SPOOL_AUX)
+            s->unread_aux++;
     }
 }
 
@@ -442,6 +621,8 @@ static int recover(struct spool *s, uint64_t head, uint64_t seq)
 static void drop(struct spool *s)
 {
     close(s->fd);
+    free(s->wb[0]);
+    free(s->wb[1]);
     free(s->path);
     free(s);
 }
@@ -477,7 +658,7 @@ int spool_open(const char *path, uint64_t capacity, struct spool **out,
         return egr_fail(err, EGR_ENOMEM, "%s: out of memory", path);
     }
 
-    struct spool_recovery r = {0, 0, capacity};
+    struct spool_recovery r = {0, 0, 0, capacity};
     uint8_t h[HDR_SIZE];
     ssize_t got = read_at(fd, h, sizeof(h), 0);
     int rc;
@@ -503,7 +684,8 @@ int spool_open(const char *path, uint64_t capacity, struct spool **out,
         drop(s);
         return rc;
     }
-    r.records = s->count;
+    r.records = s->count - s->unread_aux;
+    r.aux = s->unread_aux;
     r.capacity = s->cap;
     if (rec)
         *rec = r;
@@ -554,10 +736,12 @@ void spool_close(struct spool *s)
     if (s->fd >= 0) {
         if (s->path && s->count == 0)
             unlink(s->path); /* still locked: nobody else holds it */
-        else
-            spool_sync(s, &ignored);
+        else if (spool_sync(s, &ignored) == EGR_OK)
+            spool_datasync(s, &ignored);
         close(s->fd);
     }
+    free(s->wb[0]);
+    free(s->wb[1]);
     free(s->path);
     free(s);
 }

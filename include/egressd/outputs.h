@@ -27,10 +27,14 @@ struct outputs {
 };
 
 /* One thread's writers, one per sink. */
+/* Records after which every writer of an outputs_writer hands over. */
+#define OUTPUTS_BATCH 256u
+
 struct outputs_writer {
     struct outputs *o;
     void *w[OUTPUTS_MAX];
     unsigned n;
+    unsigned since_flush;  /* records since the last hand-over */
 };
 
 /* Opens the sinks the configuration asks for: JSON lines to json_path

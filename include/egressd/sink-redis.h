@@ -54,6 +54,7 @@ struct sink_redis_config {
     uint32_t flush_ms;        /* ... or when the oldest has waited this long */
     char spool_dir[1024];     /* "" = an anonymous spool in $TMPDIR or /tmp */
     uint64_t spool_max_bytes; /* 0 = no spool */
+    int spool_fsync;          /* enum spool_fsync: named spool, when records reach the disk */
     uint32_t drain_timeout;   /* seconds to wait for delivery at the end */
     uint32_t timeout;         /* seconds without an answer before reconnecting */
     /* Other nodes of a cluster to ask for its map when the URL's is down. */

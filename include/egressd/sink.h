@@ -29,12 +29,16 @@ struct redis_stats {
     uint64_t sent;             /* stream entries written (acknowledged by Redis) */
     uint64_t queued;           /* records that went into the memory queue */
     uint64_t spooled;          /* records that went to the on-disk spool */
+    uint64_t unspooled;        /* records kept in memory only because a named spool was full
+                                * or failing (lost if the process dies before delivery) */
     uint64_t dropped;          /* lost: queue and spool full, or refused by Redis */
     uint64_t rejected;         /* of dropped, refused by Redis (WRONGTYPE, ...) */
     uint64_t undelivered;      /* still waiting when the run ended */
     uint64_t reconnects;       /* connections made after the first (per node) */
     uint64_t resent;           /* records whose stream entry was sent again after a lost
                                 * answer or a lost master: each may be in its stream twice */
+    uint64_t agg_unwritten;    /* aggregate updates that did not reach Redis (queue and spool
+                                * full, refused, or left at the end): the run exits 1 */
     uint64_t queue_depth;      /* now: records waiting in memory */
     uint64_t spool_depth;      /* now: records waiting in the on-disk spool */
 };

@@ -286,10 +286,12 @@ class RedisServer:
             return ""
 
 
-def write_udp_flows(path, n, t0=1700000000.0, gap=0.005, dports=(53,)):
+def write_udp_flows(path, n, t0=1700000000.0, gap=0.005, dports=(53,), distinct_dst=False):
     """A pcap of n one-packet UDP flows (DNS queries from distinct source
     ports of a few clients), one every `gap` seconds of packet time, so
-    records are emitted all along a replay as flows time out."""
+    records are emitted all along a replay as flows time out.
+    distinct_dst: each flow to a server of its own (198.18.0.0/15), so
+    every record adds destinations to the aggregates."""
     def csum(b):
         if len(b) % 2:
             b += b"\0"
@@ -305,7 +307,8 @@ def write_udp_flows(path, n, t0=1700000000.0, gap=0.005, dports=(53,)):
             dns = struct.pack("!HHHHHH", i & 0xffff, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
             sport = 1024 + i % 60000
             src = bytes([10, 1, (i // 60000) % 250, 1 + i % 5])
-            dst = bytes([192, 0, 2, 53])
+            dst = bytes([198, 18 + (i >> 16) % 2, (i >> 8) & 0xff, i & 0xff]) if distinct_dst \
+                else bytes([192, 0, 2, 53])
             udp_len = 8 + len(dns)
             dport = dports[i % len(dports)]
             ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, i & 0xffff, 0, 64, 17, 0, src, dst)

@@ -2,8 +2,11 @@
  * the capacity bound (SPOOL_FULL, never a write past it), recovery after a
  * restart (records not yet popped come back, popped ones do not once
  * synced), a torn or corrupt last record, a damaged header, refusal of a
- * file that is not a spool and of a spool locked by another opener, and a
- * long random run checked against a model queue. */
+ * file that is not a spool and of a spool locked by another opener, a
+ * long random run checked against a model queue; and the write-ahead use:
+ * batches, reading without forgetting, releasing what the owner is done
+ * with, a process killed between (fork), and a random run of batches,
+ * reads, releases and restarts against a model. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "egressd/spool.h"
@@ -368,6 +374,219 @@ static void test_random_model(void **state)
     spool_close(s);
 }
 
+static int append_rec(struct spool *s, unsigned i, struct spool_pos *pos)
+{
+    uint8_t buf[1024];
+    struct egr_err err = {""};
+    rec_fill(i, buf);
+    int rc = spool_append(s, buf, rec_len(i), i % 7 == 0 ? SPOOL_AUX : 0, pos, &err);
+    if (rc < 0)
+        fail_msg("append %u: %s", i, err.msg);
+    return rc;
+}
+
+static void read_expect(struct spool *s, unsigned i, struct spool_pos *pos)
+{
+    uint8_t got[1024], want[1024];
+    uint32_t len = 0, flags = 9;
+    struct egr_err err = {""};
+    int rc = spool_read(s, got, sizeof(got), &len, &flags, pos, &err);
+    if (rc != 1)
+        fail_msg("read of record %u: rc %d %s", i, rc, err.msg);
+    assert_int_equal(len, rec_len(i));
+    assert_int_equal(flags, i % 7 == 0 ? SPOOL_AUX : 0);
+    rec_fill(i, want);
+    assert_memory_equal(got, want, len);
+}
+
+/* A batch is stored whole; reading does not forget; a release does, and
+ * only the synced release survives a process that is killed. */
+static void test_write_ahead(void **state)
+{
+    struct egr_err err = {""};
+    struct spool *s = open_named(1 << 16, NULL);
+    struct spool_pos pos[20];
+    for (unsigned i = 0; i < 20; i++)
+        assert_int_equal(append_rec(s, i, &pos[i]), EGR_OK);
+    assert_int_equal(spool_commit(s, &err), EGR_OK);
+    assert_int_equal(spool_count(s), 20);
+    assert_int_equal(spool_unread(s), 20);
+    assert_int_equal(spool_unread_aux(s), 3); /* 0, 7, 14 */
+    for (unsigned i = 0; i < 10; i++) {
+        struct spool_pos p;
+        read_expect(s, i, &p);
+        assert_int_equal(p.seq, pos[i].seq);
+        assert_int_equal(p.off, pos[i].off);
+    }
+    assert_int_equal(spool_unread(s), 10);
+    assert_int_equal(spool_count(s), 20);
+    /* The record just appended and held by its owner: skipped, not read. */
+    spool_skip(s, &pos[11], 0); /* not the next one: ignored */
+    assert_int_equal(spool_read_seq(s), pos[10].seq);
+    spool_skip(s, &pos[10], 0);
+    assert_int_equal(spool_read_seq(s), pos[11].seq);
+
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0) {
+        /* Forgets 0..5 for good, then 6..10 without a sync: killed. */
+        if (spool_release(s, &pos[6], &err) != EGR_OK || spool_sync(s, &err) != EGR_OK ||
+            spool_release(s, NULL, &err) != EGR_OK)
+            _exit(2);
+        _exit(0);
+    }
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* The child shared the descriptor (and its lock). Ours released
+     * nothing, so closing it writes no header: the file is as the killed
+     * child left it. */
+    spool_close(s);
+
+    struct spool_recovery rec;
+    s = open_named(1 << 16, &rec);
+    assert_int_equal(rec.records + rec.aux, 14);
+    assert_int_equal(rec.aux, 2); /* 7, 14 */
+    for (unsigned i = 6; i < 20; i++)
+        read_expect(s, i, NULL);
+    assert_int_equal(spool_release(s, NULL, &err), EGR_OK);
+    assert_int_equal(spool_count(s), 0);
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_size, HDR); /* emptied: cut back to the header */
+    spool_close(s);
+}
+
+/* Random batches, reads, releases and restarts against a model: what comes
+ * back after a restart starts at the last release. */
+static void test_random_write_ahead(void **state)
+{
+    enum { MAXQ = 4096 };
+    static unsigned model[MAXQ];
+    static struct spool_pos held[MAXQ];
+    unsigned mh = 0, mr = 0, mt = 0, next = 0; /* kept, read, end */
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    struct egr_err err = {""};
+    struct spool *s = open_named(3 * SPOOL_MIN_CAPACITY, NULL);
+    for (int step = 0; step < 20000; step++) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        unsigned op = (unsigned)(rng % 100);
+        if (op < 40) {
+            unsigned n = 1 + (unsigned)(rng >> 32) % 6;
+            for (unsigned k = 0; k < n; k++) {
+                struct spool_pos p;
+                int rc = append_rec(s, next, &p);
+                if (rc != EGR_OK) {
+                    assert_int_equal(rc, SPOOL_FULL);
+                    break;
+                }
+                held[mt % MAXQ] = p;
+                model[mt++ % MAXQ] = next++;
+            }
+            assert_int_equal(spool_commit(s, &err), EGR_OK);
+        } else if (op < 75) {
+            if (mr == mt) {
+                uint32_t len;
+                assert_int_equal(spool_head(s, &len, &err), 0);
+            } else {
+                read_expect(s, model[mr % MAXQ], NULL);
+                mr++;
+            }
+        } else if (op < 98) {
+            /* Release up to a random record read (or all of them). */
+            unsigned upto = mh + (mr > mh ? (unsigned)(rng >> 40) % (mr - mh + 1) : 0);
+            if (upto == mr)
+                assert_int_equal(spool_release(s, NULL, &err), EGR_OK);
+            else
+                assert_int_equal(spool_release(s, &held[upto % MAXQ], &err), EGR_OK);
+            mh = upto;
+            if (op & 1)
+                assert_int_equal(spool_sync(s, &err), EGR_OK);
+        } else {
+            spool_close(s); /* syncs */
+            struct spool_recovery rec;
+            s = open_named(3 * SPOOL_MIN_CAPACITY, &rec);
+            assert_int_equal(rec.records + rec.aux, mt - mh);
+            mr = mh;
+            /* Positions from before the restart are stale: read again. */
+            for (unsigned k = mh; k < mt; k++) {
+                read_expect(s, model[k % MAXQ], &held[k % MAXQ]);
+                mr++;
+            }
+        }
+        assert_int_equal(spool_count(s), mt - mh);
+        assert_int_equal(spool_unread(s), mt - mr);
+        assert_true(spool_used(s) <= spool_capacity(s));
+    }
+    spool_close(s);
+}
+
+/* A batch whose write fails (the file size limit stands in for a full
+ * disk) is not stored: the ring is as before it, and a restart recovers
+ * the batches before. In a child: the limit is the process's. */
+static int rollback_child(void)
+{
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {HDR + 8192, HDR + 8192};
+    if (setrlimit(RLIMIT_FSIZE, &rl) != 0)
+        return 10;
+    struct egr_err err = {""};
+    struct spool *s;
+    if (spool_open(path, 1 << 16, &s, NULL, &err) != EGR_OK)
+        return 11;
+    unsigned i = 0;
+    uint64_t bytes = 0;
+    while (bytes + spool_record_size(rec_len(i)) <= 6000) {
+        bytes += spool_record_size(rec_len(i));
+        if (append_rec(s, i++, NULL) != EGR_OK)
+            return 12;
+    }
+    if (spool_commit(s, &err) != EGR_OK)
+        return 13;
+    unsigned stored = i;
+    uint64_t next = spool_next_seq(s), used = spool_used(s);
+    for (unsigned k = 0; k < 20; k++)
+        if (append_rec(s, i++, NULL) != EGR_OK)
+            return 14;
+    if (spool_commit(s, &err) != EGR_EIO || !strstr(err.msg, "File too large"))
+        return 15;
+    if (spool_count(s) != stored || spool_unread(s) != stored || spool_next_seq(s) != next ||
+        spool_used(s) != used)
+        return 16;
+    /* Usable after: a batch that fits goes in, at the numbers handed out again. */
+    if (append_rec(s, 1000, NULL) != EGR_OK || spool_commit(s, &err) != EGR_OK)
+        return 17;
+    spool_close(s);
+    struct spool_recovery rec;
+    if (spool_open(path, 1 << 16, &s, &rec, &err) != EGR_OK || rec.records + rec.aux != stored + 1)
+        return 18;
+    for (unsigned k = 0; k < stored; k++) {
+        uint8_t got[1024], want[1024];
+        uint32_t len;
+        if (spool_pop(s, got, sizeof(got), &len, &err) != 1 || len != rec_len(k))
+            return 19;
+        rec_fill(k, want);
+        if (memcmp(got, want, len))
+            return 20;
+    }
+    spool_close(s);
+    return 0;
+}
+
+static void test_commit_rollback(void **state)
+{
+    pid_t child = fork();
+    assert_true(child >= 0);
+    if (child == 0)
+        _exit(rollback_child());
+    int status;
+    assert_int_equal(waitpid(child, &status, 0), child);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -379,6 +598,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_capacity_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_anonymous, setup, teardown),
         cmocka_unit_test_setup_teardown(test_random_model, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_write_ahead, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_commit_rollback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
