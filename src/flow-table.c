@@ -167,17 +167,33 @@ static void idle_unlink(struct flow_table *ft, struct flow *f)
     f->prev = f->next = NULL;
 }
 
+/* Lists stay sorted (last_us, report_us) even where a capture's time steps
+ * back (merged or reordered files): a flow lands behind the last one not
+ * newer than it. So expiry ends every flow at the first check after it is
+ * due, never later because an undue flow sits in front of it, and what
+ * ends when does not depend on which other flows share the table (each
+ * worker of a shared replay holds only some). The walk is one comparison
+ * while time moves forward; SORT_WALK bounds it on a capture whose time
+ * jumps back and forth, which then expires a little late, as before. */
+#define SORT_WALK 4096u
+
 static void idle_append(struct flow_table *ft, struct flow *f, unsigned tc)
 {
     struct flow_list *l = &ft->idle[tc];
     f->tclass = (uint8_t)tc;
-    f->next = NULL;
-    f->prev = l->tail;
-    if (l->tail)
-        l->tail->next = f;
+    struct flow *after = l->tail;
+    for (unsigned n = 0; after && after->last_us > f->last_us && n < SORT_WALK; n++)
+        after = after->prev;
+    f->prev = after;
+    f->next = after ? after->next : l->head;
+    if (f->next)
+        f->next->prev = f;
+    else
+        l->tail = f;
+    if (after)
+        after->next = f;
     else
         l->head = f;
-    l->tail = f;
 }
 
 static void act_unlink(struct flow_table *ft, struct flow *f)
@@ -195,13 +211,19 @@ static void act_unlink(struct flow_table *ft, struct flow *f)
 
 static void act_append(struct flow_table *ft, struct flow *f)
 {
-    f->anext = NULL;
-    f->aprev = ft->act.tail;
-    if (ft->act.tail)
-        ft->act.tail->anext = f;
+    struct flow *after = ft->act.tail;
+    for (unsigned n = 0; after && after->report_us > f->report_us && n < SORT_WALK; n++)
+        after = after->aprev;
+    f->aprev = after;
+    f->anext = after ? after->anext : ft->act.head;
+    if (f->anext)
+        f->anext->aprev = f;
+    else
+        ft->act.tail = f;
+    if (after)
+        after->anext = f;
     else
         ft->act.head = f;
-    ft->act.tail = f;
 }
 
 /* ---- creation and teardown ----------------------------------------------- */
@@ -713,16 +735,21 @@ static struct flow *flow_create(struct flow_table *ft, const struct flow_key *k,
     return f;
 }
 
-void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m)
+void flow_table_advance(struct flow_table *ft, uint64_t ts_us)
 {
     /* Timeouts are whole seconds: checking list heads once per second of
      * packet time finds everything due, deterministically. */
-    if (m->ts_us >= ft->next_expire_check_us) {
-        flow_table_expire(ft, m->ts_us);
-        ft->next_expire_check_us = m->ts_us - m->ts_us % 1000000ull + 1000000ull;
-    } else if (m->ts_us > ft->now_us) {
-        ft->now_us = m->ts_us;
+    if (ts_us >= ft->next_expire_check_us) {
+        flow_table_expire(ft, ts_us);
+        ft->next_expire_check_us = ts_us - ts_us % 1000000ull + 1000000ull;
+    } else if (ts_us > ft->now_us) {
+        ft->now_us = ts_us;
     }
+}
+
+void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m)
+{
+    flow_table_advance(ft, m->ts_us);
 
     ft->st.packets++;
     ft->st.bytes += m->wire_len;

@@ -19,6 +19,7 @@
 #include "egressd/decode.h"
 #include "egressd/dns.h"
 #include "egressd/geo.h"
+#include "egressd/hash.h"
 #include "egressd/judge.h"
 #include "egressd/names.h"
 #include "egressd/netset.h"
@@ -36,6 +37,11 @@ struct worker {
     struct dns_stats dnsst;
     uint64_t packets, bytes, ip_packets, not_ip;
     uint64_t last_ts_us;
+    /* A replay shared by share_n workers (worker_share): this one is
+     * share_self; tmp takes each packet's decode counters until the packet's
+     * owner is known (all zero between packets). */
+    unsigned share_n, share_self;
+    struct decode_stats tmp;
 };
 
 static void worker_emit(void *arg, struct flow_record *rec);
@@ -166,7 +172,7 @@ static void worker_emit(void *arg, struct flow_record *r)
 /* DNS answers seen on the wire feed the passive-DNS table. Only responses
  * from port 53 are parsed; over TCP only a response that starts a segment
  * (no reassembly). */
-static void learn_dns(struct worker *w, const struct pkt_meta *m)
+static void learn_dns(struct worker *w, const struct pkt_meta *m, int count)
 {
     if (!(m->flags & PKT_F_L4) || m->sport != 53 || !m->payload || m->payload_len == 0 ||
         (m->flags & PKT_F_FRAG))
@@ -177,29 +183,83 @@ static void learn_dns(struct worker *w, const struct pkt_meta *m)
         dns_parse_tcp(m->payload, m->payload_len, w->dns, NULL);
     else
         return;
-    dns_stats_count(&w->dnsst, w->dns);
+    if (count)
+        dns_stats_count(&w->dnsst, w->dns);
     names_learn(w->names, w->dns, m->ts_us);
 }
 
-void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
+void worker_share(struct worker *w, unsigned self, unsigned n)
 {
-    struct pkt_meta m;
+    w->share_self = self;
+    w->share_n = n > 1 ? n : 0;
+}
+
+/* The worker owning a packet's flow: a hash of the address pair that is the
+ * same both ways, the same for every fragment of a datagram (ports are not
+ * in every fragment) and the same for every flow of one host pair. */
+static unsigned owner_of(const struct pkt_meta *m, unsigned n)
+{
+    uint64_t a[2], b[2];
+    memcpy(a, m->src, sizeof(a));
+    memcpy(b, m->dst, sizeof(b));
+    uint64_t ha = hash_mix64(a[0] ^ hash_mix64(a[1] + 0x9e3779b97f4a7c15ull));
+    uint64_t hb = hash_mix64(b[0] ^ hash_mix64(b[1] + 0x9e3779b97f4a7c15ull));
+    uint64_t h = hash_mix64(ha ^ hb ^ m->family);
+    return (unsigned)(((h >> 32) * n) >> 32);
+}
+
+static void packet_owned(struct worker *w, int rc, const struct capture_pkt *p,
+                         const struct pkt_meta *m)
+{
     w->packets++;
     w->bytes += p->wire_len;
-    if (p->ts_us > w->last_ts_us)
-        w->last_ts_us = p->ts_us;
-    judge_tick(w->judge, p->ts_us);
-    int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
     if (rc == DECODE_OK) {
         w->ip_packets++;
-        learn_dns(w, &m);
-        flow_table_packet(w->flows, &m);
+        learn_dns(w, m, 1);
+        flow_table_packet(w->flows, m);
     } else {
         if (rc == DECODE_NOT_IP)
             w->not_ip++;
         /* Time still moves on frames we cannot use. */
         flow_table_expire(w->flows, p->ts_us);
     }
+}
+
+/* A shared replay: every worker reads every packet, accounts only those of
+ * its flows (frames without IP go to worker 0) and lets the others move its
+ * clock exactly as they would move a single worker's (the same expiries,
+ * the same decision bounds, the same record times) and teach its
+ * passive-DNS table (so a flow is named whichever worker saw the answer). */
+static void packet_shared(struct worker *w, int dlt, const struct capture_pkt *p)
+{
+    struct pkt_meta m;
+    int rc = decode_packet(&w->tmp, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
+    unsigned owner = rc == DECODE_OK ? owner_of(&m, w->share_n) : 0;
+    if (owner == w->share_self) {
+        for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
+            w->dec.c[i] += w->tmp.c[i];
+        packet_owned(w, rc, p, &m);
+    } else if (rc == DECODE_OK) {
+        learn_dns(w, &m, 0);
+        flow_table_advance(w->flows, p->ts_us);
+    } else {
+        flow_table_expire(w->flows, p->ts_us);
+    }
+    memset(&w->tmp, 0, sizeof(w->tmp));
+}
+
+void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
+{
+    if (p->ts_us > w->last_ts_us)
+        w->last_ts_us = p->ts_us;
+    judge_tick(w->judge, p->ts_us);
+    if (w->share_n) {
+        packet_shared(w, dlt, p);
+        return;
+    }
+    struct pkt_meta m;
+    int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
+    packet_owned(w, rc, p, &m);
 }
 
 void worker_tick(struct worker *w, uint64_t now_us)
@@ -250,4 +310,34 @@ void worker_stats(const struct worker *w, struct run_stats *st)
     st->dns_errors += w->dnsst.messages - w->dnsst.ok;
     st->names_learned += ns->learned;
     st->names_hits += ns->hits;
+}
+
+/* The fields worker_stats and the capture fill. */
+void worker_stats_add(struct run_stats *d, const struct run_stats *s)
+{
+    if (s->ts_us > d->ts_us)
+        d->ts_us = s->ts_us;
+    d->packets += s->packets;
+    d->bytes += s->bytes;
+    d->ip_packets += s->ip_packets;
+    d->not_ip += s->not_ip;
+    d->drop_kernel += s->drop_kernel;
+    d->drop_ifdrop += s->drop_ifdrop;
+    for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
+        d->decode.c[i] += s->decode.c[i];
+    d->flow.packets += s->flow.packets;
+    d->flow.bytes += s->flow.bytes;
+    d->flow.flows_created += s->flow.flows_created;
+    for (unsigned i = 0; i < END_REASON_MAX; i++)
+        d->flow.records[i] += s->flow.records[i];
+    d->flow.active += s->flow.active;
+    d->flow.active_max += s->flow.active_max;
+    d->flow.frag_orphans += s->flow.frag_orphans;
+    d->flow.classify_oom += s->flow.classify_oom;
+    d->geo_lookups += s->geo_lookups;
+    d->geo_cache_hits += s->geo_cache_hits;
+    d->dns_responses += s->dns_responses;
+    d->dns_errors += s->dns_errors;
+    d->names_learned += s->names_learned;
+    d->names_hits += s->names_hits;
 }
