@@ -13,6 +13,9 @@
 #   ROUNDS          rounds per tool (default 3)
 #   EGRESSD_BIN     egressd binary (default <repo>/build-release/egressd)
 #   WORKERS         workers of the second egressd row (default 2; 1 drops the row)
+#   EGRESSD_CONFIG  egressd's -c file (default: bench/.cache/bench.yaml, written here: home_net the
+#                   private ranges and the default GeoIP/ASN databases, from /var/lib/egressd/geoip
+#                   or else installed into bench/.cache/geoip with scripts/geoip-db.sh)
 #   SOFTFLOWD_ARGS  extra softflowd options (default "-6 -m 1048576": track IPv6, hold every flow;
 #                   set it empty for softflowd's defaults)
 #
@@ -69,6 +72,32 @@ if [[ ! -x $floor || $here/pcap-floor.c -nt $floor ]]; then
   cc -O2 -Wall -Wextra -o "$floor" "$here/pcap-floor.c" -lpcap
 fi
 
+# --- egressd's configuration: DPI, GeoIP and the policy stage on --------------------------------
+egressd_cfg=${EGRESSD_CONFIG:-}
+geo_state="from $egressd_cfg"
+if [[ -z $egressd_cfg ]]; then
+  geo_dir=
+  for d in /var/lib/egressd/geoip "$cache/geoip"; do
+    if [[ -r $d/geo-whois-asn-country.mmdb && -r $d/asn.mmdb ]]; then geo_dir=$d; break; fi
+  done
+  if [[ -z $geo_dir ]]; then
+    say "no GeoIP databases: installing them into $cache/geoip (scripts/geoip-db.sh)"
+    if "$repo/scripts/geoip-db.sh" "$cache/geoip" >&2; then geo_dir=$cache/geoip; fi
+  fi
+  egressd_cfg=$cache/bench.yaml
+  {
+    echo "# written by bench/run.sh: what a sensor runs with (locality, GeoIP/ASN, policy stage)"
+    echo 'home_net: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "fc00::/7"]'
+    if [[ -n $geo_dir ]]; then
+      echo "geoip:"
+      echo "  country_db: $geo_dir/geo-whois-asn-country.mmdb"
+      echo "  asn_db: $geo_dir/asn.mmdb"
+    fi
+  } >"$egressd_cfg"
+  geo_state=${geo_dir:+"GeoIP/ASN from $geo_dir"}
+  geo_state=${geo_state:-"GeoIP off (no databases)"}
+fi
+
 # --- capture -----------------------------------------------------------------------------------
 if [[ -z $capture ]]; then
   if ((quick)); then capture=$("$here/make-capture.sh" --quick | tail -n 1)
@@ -109,8 +138,8 @@ cmd_argv() {   # tool file -> sets argv[] to the command to time
   case "$tool" in
     floor) argv=("$floor" "$f") ;;
     # egressd writes its JSON to a real file (page cache, not /dev/null): the records are its work.
-    egressd) argv=("$egressd" -r "$f" --json "$cache/logs/egressd.json") ;;
-    egressdN) argv=("$egressd" -r "$f" --json "$cache/logs/egressd.json" --workers "$nworkers") ;;
+    egressd) argv=("$egressd" -c "$egressd_cfg" -r "$f" --json "$cache/logs/egressd.json") ;;
+    egressdN) argv=("$egressd" -c "$egressd_cfg" -r "$f" --json "$cache/logs/egressd.json" --workers "$nworkers") ;;
     # -q: no per-flow report; -v 0: no packet dumps; with neither -w, -C nor -j it writes no file.
     # A pcap file is always read by one thread (-n is ignored for files).
     ndpiReader) argv=(ndpiReader -i "$f" -q -v 0) ;;
@@ -178,7 +207,7 @@ done
 egressd_flows=
 if ((have_egressd)) && [[ -z ${failed[egressd]} ]]; then
   say "counting flows with egressd"
-  egressd_flows=$("$egressd" -r "$capture" --json - 2>/dev/null \
+  egressd_flows=$("$egressd" -c "$egressd_cfg" -r "$capture" --json - 2>/dev/null \
     | grep -E '"event_type" *: *"stats"' | tail -n 1 \
     | python3 -c 'import json,sys
 line = sys.stdin.read().strip()
@@ -203,6 +232,7 @@ echo "- load average (1/5/15 min) before the rounds: $load_before; after: $(cut 
 echo "- versions: nDPI ${ndpi_ver:-?}, softflowd $sf_ver, libpcap $pcap_ver"
 cmds="\`$(show_cmd egressd)\`"
 ((nworkers > 1)) && cmds+=", \`$(show_cmd egressdN)\`"
+echo "- egressd configuration: \`$egressd_cfg\` ($geo_state)"
 echo "- commands: $cmds, \`$(show_cmd ndpiReader)\`, \`$(show_cmd softflowd)\`, \`$(show_cmd floor)\`"
 echo
 echo "| tool | wall s | CPU s | Mpkt/s | Gbit/s | peak RSS MiB | bytes/flow | vs ndpiReader | vs softflowd |"

@@ -202,9 +202,9 @@ static unsigned owner_of(const struct pkt_meta *m, unsigned n)
     uint64_t a[2], b[2];
     memcpy(a, m->src, sizeof(a));
     memcpy(b, m->dst, sizeof(b));
-    uint64_t ha = hash_mix64(a[0] ^ hash_mix64(a[1] + 0x9e3779b97f4a7c15ull));
-    uint64_t hb = hash_mix64(b[0] ^ hash_mix64(b[1] + 0x9e3779b97f4a7c15ull));
-    uint64_t h = hash_mix64(ha ^ hb ^ m->family);
+    /* A sum is the same both ways; one finalizer spreads it. */
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t h = hash_mix64((a[0] ^ a[1] * k) + (b[0] ^ b[1] * k) + m->family);
     return (unsigned)(((h >> 32) * n) >> 32);
 }
 
