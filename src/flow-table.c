@@ -35,6 +35,7 @@
 #define FRAG_SLOTS 4096u               /* power of two */
 #define FRAG_TTL_US (30ull * 1000000ull) /* fragments older than this are stale */
 #define FLOW_ID_MASK ((1ull << 51) - 1) /* JSON-safe integer, like Suricata's */
+#define BUCKETS_START 4096u             /* power of two */
 
 enum tclass { TC_TCP_NEW = 0, TC_TCP_EST, TC_TCP_CLOSED, TC_UDP, TC_ICMP, TC_OTHER, TC_MAX };
 
@@ -91,6 +92,7 @@ struct flow_table {
 
     struct flow **buckets;
     uint64_t nbuckets_mask;
+    uint64_t max_buckets;        /* the most buckets it grows to (power of two) */
     uint64_t seed;
 
     struct flow **chunks;
@@ -246,11 +248,18 @@ int flow_table_new(const struct flow_config *cfg, struct classify_ctx *cls,
     ft->emit_arg = emit_arg;
     ft->seed = hash_mix64(0x6567726573736400ull ^ cfg->hash_seed);
 
-    /* One bucket per flow at the cap, rounded up to a power of two: chains
-     * stay short at the cap, and untouched bucket pages cost no RSS. */
+    /* At most one bucket per flow at the cap, rounded up to a power of two;
+     * the table starts small and doubles whenever the flows tracked at once
+     * outnumber its buckets (grow_buckets). Sized for the cap up front, the
+     * array was 8 MiB at the default cap, and flows hashed all over it made
+     * every page of it resident within seconds though a few thousand flows
+     * were open; small, it also stays in cache. */
     uint64_t n = 1024;
     while (n < cfg->max_flows)
         n <<= 1;
+    ft->max_buckets = n;
+    if (n > BUCKETS_START)
+        n = BUCKETS_START;
     ft->buckets = calloc(n, sizeof(*ft->buckets));
     ft->nbuckets_mask = n - 1;
     ft->chunk_cap = (cfg->max_flows + FLOW_CHUNK - 1) / FLOW_CHUNK;
@@ -292,6 +301,29 @@ static struct flow *flow_alloc(struct flow_table *ft)
         ft->nchunks = ci + 1;
     }
     return &ft->chunks[ci][ft->allocated++ % FLOW_CHUNK];
+}
+
+/* Doubles the bucket array and rehashes every chain into it. Out of memory,
+ * the table keeps its buckets (longer chains, nothing lost). */
+static void grow_buckets(struct flow_table *ft)
+{
+    uint64_t n = (ft->nbuckets_mask + 1) * 2;
+    struct flow **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return;
+    for (uint64_t i = 0; i <= ft->nbuckets_mask; i++) {
+        struct flow *f = ft->buckets[i];
+        while (f) {
+            struct flow *next = f->hnext;
+            uint64_t h = hash_bytes(&f->key, sizeof(f->key), ft->seed) & (n - 1);
+            f->hnext = nb[h];
+            nb[h] = f;
+            f = next;
+        }
+    }
+    free(ft->buckets);
+    ft->buckets = nb;
+    ft->nbuckets_mask = n - 1;
 }
 
 static void hash_remove(struct flow_table *ft, struct flow *f)
@@ -724,6 +756,10 @@ static struct flow *flow_create(struct flow_table *ft, const struct flow_key *k,
         f->cls = classify_flow_new(ft->cls);
         if (!f->cls)
             ft->st.classify_oom++;
+    }
+    if (ft->st.active > ft->nbuckets_mask && ft->nbuckets_mask + 1 < ft->max_buckets) {
+        grow_buckets(ft);
+        h = hash_bytes(k, sizeof(*k), ft->seed) & ft->nbuckets_mask;
     }
     f->hnext = ft->buckets[h];
     ft->buckets[h] = f;
