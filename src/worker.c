@@ -120,7 +120,7 @@ static int host_is_literal(const char *h)
 
 static void set_name(struct rec_enrich *e, const char *name, uint8_t src)
 {
-    snprintf(e->dest_name, sizeof(e->dest_name), "%s", name);
+    egr_copy(e->dest_name, sizeof(e->dest_name), name);
     e->dest_name_src = src;
 }
 
@@ -157,7 +157,7 @@ static void enrich(void *arg, const struct policy *p, struct flow_record *r)
         e->has_org = gi.has_org;
         memcpy(e->country, gi.country, sizeof(e->country));
         e->asn = gi.asn;
-        snprintf(e->as_org, sizeof(e->as_org), "%s", gi.as_org);
+        egr_copy(e->as_org, sizeof(e->as_org), gi.as_org);
     }
 }
 
