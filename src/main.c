@@ -31,7 +31,7 @@
 static void usage(FILE *to)
 {
     fprintf(to,
-            "Usage: egressd -r FILE [-r FILE...] [--json PATH] [-c CONFIG]\n"
+            "Usage: egressd -r FILE [-r FILE...] [--workers N] [--json PATH] [-c CONFIG]\n"
             "       egressd -i IFACE [-i IFACE...] [-u USER] [live options] [--json PATH]\n"
             "               [-c CONFIG]\n"
             "       egressd -c CONFIG --check-config\n"

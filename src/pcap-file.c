@@ -161,8 +161,8 @@ int pcap_file_next(struct pcap_file *f, struct capture_pkt *p, struct egr_err *e
          * above the link type's maximum it gives up. */
         if (caplen > MAX_SNAPLEN)
             return egr_fail(err, EGR_EIO,
-                            "%s: invalid packet capture length %u, bigger than maximum of %u",
-                            f->name, caplen, MAX_SNAPLEN);
+                            "%s: invalid packet capture length %u, bigger than snaplen of %u",
+                            f->name, caplen, f->snapshot);
         keep = f->snapshot;
     }
     if (caplen > left)
