@@ -38,10 +38,10 @@ struct worker {
     uint64_t packets, bytes, ip_packets, not_ip;
     uint64_t last_ts_us;
     /* A replay shared by share_n workers (worker_share): this one is
-     * share_self; tmp takes each packet's decode counters until the packet's
-     * owner is known (all zero between packets). */
+     * share_self. Every worker decodes every frame, so worker 0's decode
+     * counters are the run's and the others' go to `discard`, never read. */
     unsigned share_n, share_self;
-    struct decode_stats tmp;
+    struct decode_stats discard;
 };
 
 static void worker_emit(void *arg, struct flow_record *rec);
@@ -233,11 +233,10 @@ static void packet_owned(struct worker *w, int rc, const struct capture_pkt *p,
 static void packet_shared(struct worker *w, int dlt, const struct capture_pkt *p)
 {
     struct pkt_meta m;
-    int rc = decode_packet(&w->tmp, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
+    struct decode_stats *st = w->share_self == 0 ? &w->dec : &w->discard;
+    int rc = decode_packet(st, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
     unsigned owner = rc == DECODE_OK ? owner_of(&m, w->share_n) : 0;
     if (owner == w->share_self) {
-        for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
-            w->dec.c[i] += w->tmp.c[i];
         packet_owned(w, rc, p, &m);
     } else if (rc == DECODE_OK) {
         learn_dns(w, &m, 0);
@@ -245,7 +244,6 @@ static void packet_shared(struct worker *w, int dlt, const struct capture_pkt *p
     } else {
         flow_table_expire(w->flows, p->ts_us);
     }
-    memset(&w->tmp, 0, sizeof(w->tmp));
 }
 
 void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
