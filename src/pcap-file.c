@@ -166,9 +166,11 @@ int pcap_file_next(struct pcap_file *f, struct capture_pkt *p, struct egr_err *e
         keep = f->snapshot;
     }
     if (caplen > left)
+        /* libpcap reads what it keeps first, then skips the rest: cut
+         * inside the first part, it names that part's length. */
         return egr_fail(err, EGR_EIO,
                         "%s: truncated dump file; tried to read %u captured bytes, only got %zu",
-                        f->name, caplen, left);
+                        f->name, left < keep ? keep : caplen, left);
     p->data = h + REC_HDR;
     p->caplen = keep;
     p->wire_len = len < keep ? keep : len;

@@ -171,6 +171,23 @@ static void test_cut_short(void **state)
         free(path);
     }
     free(b.p);
+    /* A record longer than the snapshot length, cut inside the part kept
+     * and inside the part skipped. */
+    struct buf l = {0};
+    file_header(&l, 0xa1b2c3d4u, 96, 1, 0);
+    record(&l, 1700000000u, 1, 60, 60, 0, 1);
+    record(&l, 1700000001u, 2, 200, 200, 0, 2);
+    size_t lcuts[] = {l.n - 150, l.n - 50};
+    for (size_t i = 0; i < EGR_ARRAY_LEN(lcuts); i++) {
+        struct buf t = {l.p, lcuts[i], lcuts[i]};
+        char *path = write_tmp(&t);
+        int failed = 0;
+        assert_int_equal(compare(path, &failed), 1);
+        assert_true(failed);
+        unlink(path);
+        free(path);
+    }
+    free(l.p);
 }
 
 static void test_caplen_above_maximum(void **state)
