@@ -186,8 +186,12 @@ void json_arr_close(struct jbuf *jb)
 
 void json_key(struct jbuf *jb, const char *k)
 {
+    json_key_n(jb, k, strlen(k));
+}
+
+void json_key_n(struct jbuf *jb, const char *k, size_t n)
+{
     sep(jb);
-    size_t n = strlen(k);
     size_t i = 0;
     while (i < n && !special[(unsigned char)k[i]])
         i++;
@@ -294,18 +298,6 @@ void json_escape_into(struct jbuf *jb, const char *str, size_t n)
     }
 }
 
-void json_kv_obj(struct jbuf *jb, const char *k)
-{
-    json_key(jb, k);
-    json_obj_open(jb);
-}
-
-void json_kv_arr(struct jbuf *jb, const char *k)
-{
-    json_key(jb, k);
-    json_arr_open(jb);
-}
-
 void json_strn(struct jbuf *jb, const char *v, size_t n)
 {
     sep(jb);
@@ -343,7 +335,7 @@ void json_u64(struct jbuf *jb, uint64_t v)
     put(jb, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void json_i64(struct jbuf *jb, int64_t v)
+void json_i64(struct jbuf *jb, int64_t v)
 {
     char tmp[24];
     /* The magnitude as unsigned: -INT64_MIN does not fit an int64_t. */
@@ -355,7 +347,7 @@ static void json_i64(struct jbuf *jb, int64_t v)
     put(jb, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void json_bool(struct jbuf *jb, int v)
+void json_bool(struct jbuf *jb, int v)
 {
     sep(jb);
     if (v)
@@ -364,7 +356,7 @@ static void json_bool(struct jbuf *jb, int v)
         put(jb, "false", 5);
 }
 
-static void json_dbl(struct jbuf *jb, double v)
+void json_dbl(struct jbuf *jb, double v)
 {
     sep(jb);
     if (!isfinite(v)) {
@@ -390,40 +382,4 @@ void json_raw(struct jbuf *jb, const char *s, size_t n)
      * top level it is plain text between documents. */
     sep(jb);
     put(jb, s, n);
-}
-
-void json_kv_str(struct jbuf *jb, const char *k, const char *v)
-{
-    json_key(jb, k);
-    json_str(jb, v);
-}
-
-void json_kv_strn(struct jbuf *jb, const char *k, const char *v, size_t n)
-{
-    json_key(jb, k);
-    json_strn(jb, v, n);
-}
-
-void json_kv_u64(struct jbuf *jb, const char *k, uint64_t v)
-{
-    json_key(jb, k);
-    json_u64(jb, v);
-}
-
-void json_kv_i64(struct jbuf *jb, const char *k, int64_t v)
-{
-    json_key(jb, k);
-    json_i64(jb, v);
-}
-
-void json_kv_bool(struct jbuf *jb, const char *k, int v)
-{
-    json_key(jb, k);
-    json_bool(jb, v);
-}
-
-void json_kv_dbl(struct jbuf *jb, const char *k, double v)
-{
-    json_key(jb, k);
-    json_dbl(jb, v);
 }
