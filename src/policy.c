@@ -122,6 +122,16 @@ int policy_active(const struct policy *p)
     return p && p->spec;
 }
 
+int policy_is_local(const struct policy *p, int family, const uint8_t *ip)
+{
+    return p && p->spec && pol_local(p->spec, family, ip);
+}
+
+int policy_has_local(const struct policy *p)
+{
+    return p && p->spec && (p->spec->home_net || p->spec->asset_net);
+}
+
 int policy_late_intel(const struct policy *p)
 {
     return p && p->intel_late;

@@ -25,6 +25,8 @@
 #include "egressd/netset.h"
 #include "egressd/policy.h"
 
+#define OWNER_MEMO 1024u /* power of two */
+
 struct worker {
     struct classify_ctx *cls;
     struct flow_table *flows;
@@ -42,6 +44,16 @@ struct worker {
      * counters are the run's and the others' go to `discard`, never read. */
     unsigned share_n, share_self;
     struct decode_stats discard;
+    /* The policy in force when the replay started, for ownership only: a
+     * reload must not move a flow to another worker. NULL when it has no
+     * local networks. */
+    struct policy *share_policy;
+    /* Owners of recent address pairs: two netset lookups per frame were 8%
+     * of a shared replay's instructions, and frames come in runs per flow. */
+    struct owner_memo {
+        uint64_t a[2], b[2];
+        uint32_t family, owner;
+    } *memo;
 };
 
 static void worker_emit(void *arg, struct flow_record *rec);
@@ -90,6 +102,8 @@ void worker_free(struct worker *w)
         classify_free(w->cls);
     geo_free(w->geo);
     names_free(w->names);
+    policy_free(w->share_policy);
+    free(w->memo);
     free(w->dns);
     free(w);
 }
@@ -192,20 +206,51 @@ void worker_share(struct worker *w, unsigned self, unsigned n)
 {
     w->share_self = self;
     w->share_n = n > 1 ? n : 0;
+    policy_free(w->share_policy);
+    w->share_policy = NULL;
+    /* The port's policy is read-only; the reference keeps it alive. */
+    struct policy *p = (struct policy *)sensor_port_policy(w->port);
+    if (w->share_n && policy_has_local(p)) {
+        if (!w->memo)
+            w->memo = calloc(OWNER_MEMO, sizeof(*w->memo)); /* NULL: no memo */
+        w->share_policy = policy_ref(p);
+    }
 }
 
-/* The worker owning a packet's flow: a hash of the address pair that is the
- * same both ways, the same for every fragment of a datagram (ports are not
- * in every fragment) and the same for every flow of one host pair. */
-static unsigned owner_of(const struct pkt_meta *m, unsigned n)
+/* The worker owning a packet's flow. A flow with exactly one local end
+ * (egress, inbound) goes by that address alone, so every flow of an asset
+ * is tracked by one worker: what the policy sums over an asset's flows
+ * (exfiltration volume, guarded services, alert suppression) and what nDPI
+ * remembers per host then sees them in packet order, as one worker would.
+ * Any other flow goes by a hash of its address pair that is the same both
+ * ways. Both are the same for every fragment of a datagram (ports are not in
+ * every fragment). */
+static unsigned owner_of(const struct worker *w, const struct pkt_meta *m, unsigned n)
 {
     uint64_t a[2], b[2];
     memcpy(a, m->src, sizeof(a));
     memcpy(b, m->dst, sizeof(b));
-    /* A sum is the same both ways; one finalizer spreads it. */
     const uint64_t k = 0x9e3779b97f4a7c15ull;
-    uint64_t h = hash_mix64((a[0] ^ a[1] * k) + (b[0] ^ b[1] * k) + m->family);
-    return (unsigned)(((h >> 32) * n) >> 32);
+    uint64_t ha = a[0] ^ a[1] * k, hb = b[0] ^ b[1] * k;
+    uint64_t pair = hash_mix64(ha + hb + m->family); /* a sum is the same both ways */
+    if (!w->share_policy)
+        return (unsigned)(((pair >> 32) * n) >> 32);
+    struct owner_memo *e = w->memo ? &w->memo[pair & (OWNER_MEMO - 1)] : NULL;
+    if (e && e->family == m->family &&
+        ((e->a[0] == a[0] && e->a[1] == a[1] && e->b[0] == b[0] && e->b[1] == b[1]) ||
+         (e->a[0] == b[0] && e->a[1] == b[1] && e->b[0] == a[0] && e->b[1] == a[1])))
+        return e->owner; /* either direction: the index is symmetric */
+    int la = policy_is_local(w->share_policy, m->family, m->src);
+    int lb = policy_is_local(w->share_policy, m->family, m->dst);
+    uint64_t h = la != lb ? hash_mix64((la ? ha : hb) + m->family) : pair;
+    unsigned owner = (unsigned)(((h >> 32) * n) >> 32);
+    if (e) {
+        memcpy(e->a, a, sizeof(a));
+        memcpy(e->b, b, sizeof(b));
+        e->family = m->family;
+        e->owner = owner;
+    }
+    return owner;
 }
 
 static void packet_owned(struct worker *w, int rc, const struct capture_pkt *p,
@@ -235,7 +280,7 @@ static void packet_shared(struct worker *w, int dlt, const struct capture_pkt *p
     struct pkt_meta m;
     struct decode_stats *st = w->share_self == 0 ? &w->dec : &w->discard;
     int rc = decode_packet(st, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
-    unsigned owner = rc == DECODE_OK ? owner_of(&m, w->share_n) : 0;
+    unsigned owner = rc == DECODE_OK ? owner_of(w, &m, w->share_n) : 0;
     if (owner == w->share_self) {
         packet_owned(w, rc, p, &m);
     } else if (rc == DECODE_OK) {

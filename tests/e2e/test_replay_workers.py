@@ -3,7 +3,11 @@
 together (one run, flows crossing files) with 1 and 3: the flow, DNS, alert
 and other events must be the same multiset (workers write side by side, so
 only the order may differ) and the stats event's packet, decode and flow
-counters the same. The broken capture ends with the same one-line error.
+counters the same. The sensor profiles (sensors/*.yaml, with roles, intel,
+exfiltration and guarded services) on their pktgen captures must give the
+same alerts too: a flow with one local end goes to the worker of that
+address, so what the policy sums per asset sees its flows in packet order.
+The broken capture ends with the same one-line error.
 '-r -' cannot be shared and is refused (exit 2).
 
 The known differences are nDPI's own cross-flow memory, which lives in each
@@ -19,9 +23,11 @@ confidence, or in certificate risks only. Anything else must match
 (docs/benchmarks.md)."""
 import json
 import os
+import re
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
-from egrtest import PCAPS, Checker, need_shared, replay, run
+from egrtest import PCAPS, PKTGEN, SRC, Checker, need_shared, replay, run, temp_dir
 
 need_shared("pcaps")
 c = Checker("test_replay_workers")
@@ -108,6 +114,26 @@ one = replay(good, timeout=900)
 three = replay(good, ["--workers", "3"], timeout=900)
 relabelled += compare("all captures in one run", one, three)
 c.check(one[0] == 0 and len(one[1]) > 1000, f"all captures: exit {one[0]}, {len(one[1])} events")
+
+# Policies with state across an asset's flows, on the captures made for them
+# (Redis left out: the profiles name a server that is not there).
+d = temp_dir()
+for name in ("demo", "cisco-firepower", "zscaler-connector", "monitoring-server"):
+    cap = os.path.join(d, name + ".pcap")
+    subprocess.run([PKTGEN, name, cap], check=True, capture_output=True)
+    text = open(os.path.join(SRC, "sensors", name + ".yaml")).read()
+    text = re.sub(r"(?ms)^redis:.*?(?=^\S|\Z)", "", text)
+    text = text.replace("file: intel/", "file: " + os.path.join(SRC, "sensors", "intel") + "/")
+    cfg = os.path.join(d, name + ".yaml")
+    with open(cfg, "w") as fh:
+        fh.write(text)
+    one = replay([cap], ["-c", cfg])
+    alerts = sum(1 for e in one[1] if e.get("event_type") == "alert")
+    c.check(one[0] == 0 and alerts > 0, f"{name}: exit {one[0]}, {alerts} alerts, {one[2]!r}")
+    for n in ("2", "3"):
+        many = replay([cap], ["-c", cfg, "--workers", n])
+        c.check(compare(f"{name} --workers {n}", one, many) == 0,
+                f"{name} --workers {n}: flows labelled apart")
 
 # The broken capture: same error line, exit 1, records before the fault.
 for name in sorted(BROKEN):
