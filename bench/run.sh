@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Throughput and memory benchmark: egressd against ndpiReader, softflowd and a bare libpcap read
-# loop (the floor), all replaying the same capture file. The tools are run round-robin
+# Throughput and memory benchmark: egressd (one worker and --workers N) against ndpiReader,
+# softflowd and a bare libpcap read loop (the floor), all replaying the same capture file. The tools are run round-robin
 # (floor, egressd, ndpiReader, softflowd, floor, egressd, ...) for ROUNDS rounds so that a slow
 # phase of the machine (another job, thermal or frequency changes) hits every tool alike instead
 # of one tool's whole series; each column is the median of the rounds. Prints machine information,
@@ -12,6 +12,10 @@
 # Env:
 #   ROUNDS          rounds per tool (default 3)
 #   EGRESSD_BIN     egressd binary (default <repo>/build-release/egressd)
+#   WORKERS         workers of the second egressd row (default 2; 1 drops the row)
+#   EGRESSD_CONFIG  egressd's -c file (default: bench/.cache/bench.yaml, written here: home_net the
+#                   private ranges and the default GeoIP/ASN databases, from /var/lib/egressd/geoip
+#                   or else installed into bench/.cache/geoip with scripts/geoip-db.sh)
 #   SOFTFLOWD_ARGS  extra softflowd options (default "-6 -m 1048576": track IPv6, hold every flow;
 #                   set it empty for softflowd's defaults)
 #
@@ -24,6 +28,7 @@ cache=$here/.cache
 rounds=${ROUNDS:-3}
 egressd=${EGRESSD_BIN:-$repo/build-release/egressd}
 softflowd_args=${SOFTFLOWD_ARGS--6 -m 1048576}
+nworkers=${WORKERS:-2}
 
 quick=0 capture=
 while (($#)); do
@@ -37,6 +42,7 @@ while (($#)); do
   shift
 done
 [[ $rounds =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: ROUNDS must be a positive integer" >&2; exit 2; }
+[[ $nworkers =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: WORKERS must be a positive integer" >&2; exit 2; }
 
 say() { echo "run.sh: $*" >&2; }
 
@@ -64,6 +70,32 @@ floor=$cache/pcap-floor
 if [[ ! -x $floor || $here/pcap-floor.c -nt $floor ]]; then
   say "compiling $floor"
   cc -O2 -Wall -Wextra -o "$floor" "$here/pcap-floor.c" -lpcap
+fi
+
+# --- egressd's configuration: DPI, GeoIP and the policy stage on --------------------------------
+egressd_cfg=${EGRESSD_CONFIG:-}
+geo_state="from $egressd_cfg"
+if [[ -z $egressd_cfg ]]; then
+  geo_dir=
+  for d in /var/lib/egressd/geoip "$cache/geoip"; do
+    if [[ -r $d/geo-whois-asn-country.mmdb && -r $d/asn.mmdb ]]; then geo_dir=$d; break; fi
+  done
+  if [[ -z $geo_dir ]]; then
+    say "no GeoIP databases: installing them into $cache/geoip (scripts/geoip-db.sh)"
+    if "$repo/scripts/geoip-db.sh" "$cache/geoip" >&2; then geo_dir=$cache/geoip; fi
+  fi
+  egressd_cfg=$cache/bench.yaml
+  {
+    echo "# written by bench/run.sh: what a sensor runs with (locality, GeoIP/ASN, policy stage)"
+    echo 'home_net: [10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "fc00::/7"]'
+    if [[ -n $geo_dir ]]; then
+      echo "geoip:"
+      echo "  country_db: $geo_dir/geo-whois-asn-country.mmdb"
+      echo "  asn_db: $geo_dir/asn.mmdb"
+    fi
+  } >"$egressd_cfg"
+  geo_state=${geo_dir:+"GeoIP/ASN from $geo_dir"}
+  geo_state=${geo_state:-"GeoIP off (no databases)"}
 fi
 
 # --- capture -----------------------------------------------------------------------------------
@@ -96,6 +128,7 @@ cap_flows=$(ndpiReader -i "$capture" -v 0 2>/dev/null | awk '/Unique flows:/ { n
 
 # --- the commands ------------------------------------------------------------------------------
 tools=(floor egressd ndpiReader softflowd)
+((nworkers > 1)) && tools=(floor egressd egressdN ndpiReader softflowd)
 have_egressd=0
 [[ -x $egressd ]] && have_egressd=1
 
@@ -104,7 +137,9 @@ cmd_argv() {   # tool file -> sets argv[] to the command to time
   local tool=$1 f=$2
   case "$tool" in
     floor) argv=("$floor" "$f") ;;
-    egressd) argv=("$egressd" -r "$f" --json /dev/null) ;;
+    # egressd writes its JSON to a real file (page cache, not /dev/null): the records are its work.
+    egressd) argv=("$egressd" -c "$egressd_cfg" -r "$f" --json "$cache/logs/egressd.json") ;;
+    egressdN) argv=("$egressd" -c "$egressd_cfg" -r "$f" --json "$cache/logs/egressd.json" --workers "$nworkers") ;;
     # -q: no per-flow report; -v 0: no packet dumps; with neither -w, -C nor -j it writes no file.
     # A pcap file is always read by one thread (-n is ignored for files).
     ndpiReader) argv=(ndpiReader -i "$f" -q -v 0) ;;
@@ -141,7 +176,7 @@ for t in "${tools[@]}"; do walls[$t]='' rss[$t]='' cpus[$t]='' failed[$t]=''; do
 
 active=()
 for t in "${tools[@]}"; do
-  if [[ $t == egressd ]] && ((!have_egressd)); then continue; fi
+  if [[ $t == egressd* ]] && ((!have_egressd)); then continue; fi
   active+=("$t")
 done
 
@@ -172,7 +207,7 @@ done
 egressd_flows=
 if ((have_egressd)) && [[ -z ${failed[egressd]} ]]; then
   say "counting flows with egressd"
-  egressd_flows=$("$egressd" -r "$capture" --json - 2>/dev/null \
+  egressd_flows=$("$egressd" -c "$egressd_cfg" -r "$capture" --json - 2>/dev/null \
     | grep -E '"event_type" *: *"stats"' | tail -n 1 \
     | python3 -c 'import json,sys
 line = sys.stdin.read().strip()
@@ -195,41 +230,64 @@ echo "- capture: \`$capture\`: $cap_pkts packets, $cap_bytes packet bytes ($cap_
 echo "- rounds: $rounds, tools alternated round-robin; each value is the median of the rounds"
 echo "- load average (1/5/15 min) before the rounds: $load_before; after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- versions: nDPI ${ndpi_ver:-?}, softflowd $sf_ver, libpcap $pcap_ver"
-echo "- commands: \`$(show_cmd egressd)\`, \`$(show_cmd ndpiReader)\`, \`$(show_cmd softflowd)\`, \`$(show_cmd floor)\`"
+cmds="\`$(show_cmd egressd)\`"
+((nworkers > 1)) && cmds+=", \`$(show_cmd egressdN)\`"
+echo "- egressd configuration: \`$egressd_cfg\` ($geo_state)"
+echo "- commands: $cmds, \`$(show_cmd ndpiReader)\`, \`$(show_cmd softflowd)\`, \`$(show_cmd floor)\`"
 echo
-echo "| tool | wall s | CPU s | Mpkt/s | Gbit/s | peak RSS MiB | bytes/flow | vs ndpiReader |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| tool | wall s | CPU s | Mpkt/s | Gbit/s | peak RSS MiB | bytes/flow | vs ndpiReader | vs softflowd |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 ndpi_wall=$(tr ' ' '\n' <<<"${walls[ndpiReader]}" | sed '/^$/d' | median)
 ndpi_cpu=$(tr ' ' '\n' <<<"${cpus[ndpiReader]}" | sed '/^$/d' | median)
+sf_wall=$(tr ' ' '\n' <<<"${walls[softflowd]}" | sed '/^$/d' | median)
+sf_cpu=$(tr ' ' '\n' <<<"${cpus[softflowd]}" | sed '/^$/d' | median)
+label() { if [[ $1 == egressdN ]]; then echo "egressd --workers $nworkers"; else echo "$1"; fi; }
 for t in "${tools[@]}"; do
-  if [[ $t == egressd ]] && ((!have_egressd)); then
-    echo "| egressd | not built ($egressd) | | | | | | |"
+  if [[ $t == egressd* ]] && ((!have_egressd)); then
+    echo "| $(label "$t") | not built ($egressd) | | | | | | | |"
     continue
   fi
   if [[ -n ${failed[$t]} ]]; then
-    echo "| $t | ${failed[$t]} | | | | | | |"
+    echo "| $(label "$t") | ${failed[$t]} | | | | | | | |"
     continue
   fi
   w=$(tr ' ' '\n' <<<"${walls[$t]}" | sed '/^$/d' | median)
   k=$(tr ' ' '\n' <<<"${rss[$t]}" | sed '/^$/d' | median)
   c=$(tr ' ' '\n' <<<"${cpus[$t]}" | sed '/^$/d' | median)
   flows=$cap_flows
-  [[ $t == egressd && -n $egressd_flows ]] && flows=$egressd_flows
+  [[ $t == egressd* && -n $egressd_flows ]] && flows=$egressd_flows
   # The floor tracks no flows: a bytes/flow figure for it would be noise.
   track=1; [[ $t == floor ]] && track=0
   awk -v t="$t" -v w="$w" -v c="$c" -v k="$k" -v b="${base_rss[$t]:-0}" -v p="$cap_pkts" -v by="$cap_bytes" \
-      -v f="$flows" -v nw="$ndpi_wall" -v nc="$ndpi_cpu" -v track="$track" -v note="$([[ $t == egressd && -n $egressd_flows ]] && echo ' (own count)')" '
+      -v f="$flows" -v nw="$ndpi_wall" -v nc="$ndpi_cpu" -v track="$track" -v note="$([[ $t == egressd* && -n $egressd_flows ]] && echo ' (own count)')" \
+      -v sw="$sf_wall" -v sc="$sf_cpu" -v name="$(label "$t")" '
     BEGIN {
       bpf = track && f > 0 ? sprintf("%.0f%s", (k - b) * 1024 / f, note) : "-"
       vs = nw > 0 ? sprintf("%.2fx", nw / w) : "-"
       if (nw > 0 && nc > 0 && c > 0) vs = vs sprintf(" (CPU %.2fx)", nc / c)
-      printf "| %s | %.3f | %.2f | %.2f | %.2f | %.1f | %s | %s |\n", t, w, c, p / w / 1e6, by * 8 / w / 1e9, k / 1024, bpf, vs
+      vsf = sw > 0 ? sprintf("%.2fx", w / sw) : "-"
+      if (sw > 0 && sc > 0) vsf = vsf sprintf(" (CPU %.2fx)", c / sc)
+      printf "| %s | %.3f | %.2f | %.2f | %.2f | %.1f | %s | %s | %s |\n", name, w, c, p / w / 1e6, by * 8 / w / 1e9, k / 1024, bpf, vs, vsf
     }'
 done
 echo
 echo "CPU s: user + system CPU time of the process (steadier than wall time when the machine is busy)."
 echo "vs ndpiReader: ndpiReader's wall time divided by the tool's (above 1 = faster than ndpiReader); in brackets the same for CPU time."
+echo "vs softflowd: the tool's wall time divided by softflowd's (below 1 = faster than softflowd); in brackets the same for CPU time."
+# The targets of docs/benchmarks.md, from this run's medians.
+med() { tr ' ' '\n' <<<"${walls[$1]:-}" | sed '/^$/d' | median; }
+medc() { tr ' ' '\n' <<<"${cpus[$1]:-}" | sed '/^$/d' | median; }
+e1=$(med egressd) e1c=$(medc egressd)
+if [[ -n $e1 && -n $ndpi_wall && -n $sf_wall ]]; then
+  awk -v e="$e1" -v n="$ndpi_wall" -v s="$sf_wall" 'BEGIN {
+    printf "Ratios (one worker): %.2fx faster than ndpiReader (target >= 3), %.2fx softflowd'"'"'s wall (target <= 1.25).\n", n / e, e / s }'
+fi
+if ((nworkers > 1)); then
+  eN=$(med egressdN) eNc=$(medc egressdN)
+  [[ -n $e1 && -n $eN ]] && awk -v a="$e1" -v b="$eN" -v ac="$e1c" -v bc="$eNc" -v n="$nworkers" 'BEGIN {
+    printf "Workers: --workers %d is %.2fx faster than one worker by wall (target >= 1.6 at 2 on two cores), CPU %.2fx of one worker'"'"'s.\n", n, a / b, bc / ac }'
+fi
 echo "peak RSS MiB: maximum resident set size from time(1), in MiB (1,048,576 bytes)."
 echo "bytes/flow: (peak RSS - peak RSS on a one-packet capture) / flows; ndpiReader's flow count unless marked."
 base_line=

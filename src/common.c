@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 int egr_fail(struct egr_err *err, int code, const char *fmt, ...)
@@ -31,4 +32,14 @@ uint64_t egr_mono_us(void)
 uint64_t egr_wall_us(void)
 {
     return clock_us(CLOCK_REALTIME);
+}
+
+void egr_copy(char *dst, size_t n, const char *src)
+{
+    if (n == 0)
+        return;
+    const char *end = memchr(src, '\0', n - 1);
+    size_t len = end ? (size_t)(end - src) : n - 1;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
 }

@@ -35,6 +35,7 @@
 #define FRAG_SLOTS 4096u               /* power of two */
 #define FRAG_TTL_US (30ull * 1000000ull) /* fragments older than this are stale */
 #define FLOW_ID_MASK ((1ull << 51) - 1) /* JSON-safe integer, like Suricata's */
+#define BUCKETS_START 4096u             /* power of two */
 
 enum tclass { TC_TCP_NEW = 0, TC_TCP_EST, TC_TCP_CLOSED, TC_UDP, TC_ICMP, TC_OTHER, TC_MAX };
 
@@ -91,6 +92,7 @@ struct flow_table {
 
     struct flow **buckets;
     uint64_t nbuckets_mask;
+    uint64_t max_buckets;        /* the most buckets it grows to (power of two) */
     uint64_t seed;
 
     struct flow **chunks;
@@ -167,17 +169,33 @@ static void idle_unlink(struct flow_table *ft, struct flow *f)
     f->prev = f->next = NULL;
 }
 
+/* Lists stay sorted (last_us, report_us) even where a capture's time steps
+ * back (merged or reordered files): a flow lands behind the last one not
+ * newer than it. So expiry ends every flow at the first check after it is
+ * due, never later because an undue flow sits in front of it, and what
+ * ends when does not depend on which other flows share the table (each
+ * worker of a shared replay holds only some). The walk is one comparison
+ * while time moves forward; SORT_WALK bounds it on a capture whose time
+ * jumps back and forth, which then expires a little late, as before. */
+#define SORT_WALK 4096u
+
 static void idle_append(struct flow_table *ft, struct flow *f, unsigned tc)
 {
     struct flow_list *l = &ft->idle[tc];
     f->tclass = (uint8_t)tc;
-    f->next = NULL;
-    f->prev = l->tail;
-    if (l->tail)
-        l->tail->next = f;
+    struct flow *after = l->tail;
+    for (unsigned n = 0; after && after->last_us > f->last_us && n < SORT_WALK; n++)
+        after = after->prev;
+    f->prev = after;
+    f->next = after ? after->next : l->head;
+    if (f->next)
+        f->next->prev = f;
+    else
+        l->tail = f;
+    if (after)
+        after->next = f;
     else
         l->head = f;
-    l->tail = f;
 }
 
 static void act_unlink(struct flow_table *ft, struct flow *f)
@@ -195,13 +213,19 @@ static void act_unlink(struct flow_table *ft, struct flow *f)
 
 static void act_append(struct flow_table *ft, struct flow *f)
 {
-    f->anext = NULL;
-    f->aprev = ft->act.tail;
-    if (ft->act.tail)
-        ft->act.tail->anext = f;
+    struct flow *after = ft->act.tail;
+    for (unsigned n = 0; after && after->report_us > f->report_us && n < SORT_WALK; n++)
+        after = after->aprev;
+    f->aprev = after;
+    f->anext = after ? after->anext : ft->act.head;
+    if (f->anext)
+        f->anext->aprev = f;
+    else
+        ft->act.tail = f;
+    if (after)
+        after->anext = f;
     else
         ft->act.head = f;
-    ft->act.tail = f;
 }
 
 /* ---- creation and teardown ----------------------------------------------- */
@@ -224,11 +248,18 @@ int flow_table_new(const struct flow_config *cfg, struct classify_ctx *cls,
     ft->emit_arg = emit_arg;
     ft->seed = hash_mix64(0x6567726573736400ull ^ cfg->hash_seed);
 
-    /* One bucket per flow at the cap, rounded up to a power of two: chains
-     * stay short at the cap, and untouched bucket pages cost no RSS. */
+    /* At most one bucket per flow at the cap, rounded up to a power of two;
+     * the table starts small and doubles whenever the flows tracked at once
+     * outnumber its buckets (grow_buckets). Sized for the cap up front, the
+     * array was 8 MiB at the default cap, and flows hashed all over it made
+     * every page of it resident within seconds though a few thousand flows
+     * were open; small, it also stays in cache. */
     uint64_t n = 1024;
     while (n < cfg->max_flows)
         n <<= 1;
+    ft->max_buckets = n;
+    if (n > BUCKETS_START)
+        n = BUCKETS_START;
     ft->buckets = calloc(n, sizeof(*ft->buckets));
     ft->nbuckets_mask = n - 1;
     ft->chunk_cap = (cfg->max_flows + FLOW_CHUNK - 1) / FLOW_CHUNK;
@@ -270,6 +301,29 @@ static struct flow *flow_alloc(struct flow_table *ft)
         ft->nchunks = ci + 1;
     }
     return &ft->chunks[ci][ft->allocated++ % FLOW_CHUNK];
+}
+
+/* Doubles the bucket array and rehashes every chain into it. Out of memory,
+ * the table keeps its buckets (longer chains, nothing lost). */
+static void grow_buckets(struct flow_table *ft)
+{
+    uint64_t n = (ft->nbuckets_mask + 1) * 2;
+    struct flow **nb = calloc(n, sizeof(*nb));
+    if (!nb)
+        return;
+    for (uint64_t i = 0; i <= ft->nbuckets_mask; i++) {
+        struct flow *f = ft->buckets[i];
+        while (f) {
+            struct flow *next = f->hnext;
+            uint64_t h = hash_bytes(&f->key, sizeof(f->key), ft->seed) & (n - 1);
+            f->hnext = nb[h];
+            nb[h] = f;
+            f = next;
+        }
+    }
+    free(ft->buckets);
+    ft->buckets = nb;
+    ft->nbuckets_mask = n - 1;
 }
 
 static void hash_remove(struct flow_table *ft, struct flow *f)
@@ -703,6 +757,10 @@ static struct flow *flow_create(struct flow_table *ft, const struct flow_key *k,
         if (!f->cls)
             ft->st.classify_oom++;
     }
+    if (ft->st.active > ft->nbuckets_mask && ft->nbuckets_mask + 1 < ft->max_buckets) {
+        grow_buckets(ft);
+        h = hash_bytes(k, sizeof(*k), ft->seed) & ft->nbuckets_mask;
+    }
     f->hnext = ft->buckets[h];
     ft->buckets[h] = f;
     idle_append(ft, f, tclass_of(f));
@@ -713,16 +771,21 @@ static struct flow *flow_create(struct flow_table *ft, const struct flow_key *k,
     return f;
 }
 
-void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m)
+void flow_table_advance(struct flow_table *ft, uint64_t ts_us)
 {
     /* Timeouts are whole seconds: checking list heads once per second of
      * packet time finds everything due, deterministically. */
-    if (m->ts_us >= ft->next_expire_check_us) {
-        flow_table_expire(ft, m->ts_us);
-        ft->next_expire_check_us = m->ts_us - m->ts_us % 1000000ull + 1000000ull;
-    } else if (m->ts_us > ft->now_us) {
-        ft->now_us = m->ts_us;
+    if (ts_us >= ft->next_expire_check_us) {
+        flow_table_expire(ft, ts_us);
+        ft->next_expire_check_us = ts_us - ts_us % 1000000ull + 1000000ull;
+    } else if (ts_us > ft->now_us) {
+        ft->now_us = ts_us;
     }
+}
+
+void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m)
+{
+    flow_table_advance(ft, m->ts_us);
 
     ft->st.packets++;
     ft->st.bytes += m->wire_len;

@@ -62,9 +62,27 @@ int jbuf_ok(const struct jbuf *jb)
     return !jb->oom;
 }
 
+/* Bytes json_escape_into() cannot copy as they are: controls, DEL, '"',
+ * '\\', '<', '>', '&', and every byte >= 0x80 (UTF-8 is checked). Looked
+ * up once per byte instead of eight comparisons. */
+static const unsigned char special[256] = {
+    [0x00 ... 0x1f] = 1, ['"'] = 1, ['\\'] = 1, ['<'] = 1, ['>'] = 1, ['&'] = 1,
+    [0x7f ... 0xff] = 1,
+};
+
 /* Makes room for n more bytes plus the terminating NUL. Returns 0 (and
  * sets oom) on failure; every writer is a no-op once oom is set. */
-static int reserve(struct jbuf *jb, size_t n)
+static int grow(struct jbuf *jb, size_t n);
+
+static inline int reserve(struct jbuf *jb, size_t n)
+{
+    /* The common case, inlined into every writer: room already there. */
+    if (!jb->oom && n < jb->cap - jb->len)
+        return 1;
+    return grow(jb, n);
+}
+
+static int grow(struct jbuf *jb, size_t n)
 {
     if (jb->oom)
         return 0;
@@ -88,7 +106,7 @@ static int reserve(struct jbuf *jb, size_t n)
     return 1;
 }
 
-static void put(struct jbuf *jb, const char *s, size_t n)
+static inline void put(struct jbuf *jb, const char *s, size_t n)
 {
     if (!reserve(jb, n))
         return;
@@ -97,7 +115,7 @@ static void put(struct jbuf *jb, const char *s, size_t n)
     jb->buf[jb->len] = '\0';
 }
 
-static void putc1(struct jbuf *jb, char c)
+static inline void putc1(struct jbuf *jb, char c)
 {
     if (!reserve(jb, 1))
         return;
@@ -112,7 +130,7 @@ static uint64_t level_bit(const struct jbuf *jb)
 
 /* Called before every value and key: writes the comma that separates it
  * from the previous item of the same container. */
-static void sep(struct jbuf *jb)
+static inline void sep(struct jbuf *jb)
 {
     if (jb->depth == 0)
         return;
@@ -168,10 +186,29 @@ void json_arr_close(struct jbuf *jb)
 
 void json_key(struct jbuf *jb, const char *k)
 {
+    json_key_n(jb, k, strlen(k));
+}
+
+void json_key_n(struct jbuf *jb, const char *k, size_t n)
+{
     sep(jb);
-    putc1(jb, '"');
-    json_escape_into(jb, k, strlen(k));
-    put(jb, "\":", 2);
+    size_t i = 0;
+    while (i < n && !special[(unsigned char)k[i]])
+        i++;
+    if (i == n && reserve(jb, n + 3)) {
+        /* Plain ASCII (every key the project writes): one copy. */
+        char *o = jb->buf + jb->len;
+        o[0] = '"';
+        memcpy(o + 1, k, n);
+        o[n + 1] = '"';
+        o[n + 2] = ':';
+        o[n + 3] = '\0';
+        jb->len += n + 3;
+    } else {
+        putc1(jb, '"');
+        json_escape_into(jb, k, n);
+        put(jb, "\":", 2);
+    }
     /* The value that follows belongs to this member: no comma before it. */
     if (jb->depth)
         jb->need_comma &= ~level_bit(jb);
@@ -225,8 +262,7 @@ void json_escape_into(struct jbuf *jb, const char *str, size_t n)
     while (i < n && !jb->oom) {
         /* Copy the longest run that needs no escaping in one go. */
         size_t run = i;
-        while (run < n && s[run] >= 0x20 && s[run] < 0x7f && s[run] != '"' &&
-               s[run] != '\\' && s[run] != '<' && s[run] != '>' && s[run] != '&')
+        while (run < n && !special[s[run]])
             run++;
         if (run > i) {
             put(jb, str + i, run - i);
@@ -260,18 +296,6 @@ void json_escape_into(struct jbuf *jb, const char *str, size_t n)
             i += len;
         }
     }
-}
-
-void json_kv_obj(struct jbuf *jb, const char *k)
-{
-    json_key(jb, k);
-    json_obj_open(jb);
-}
-
-void json_kv_arr(struct jbuf *jb, const char *k)
-{
-    json_key(jb, k);
-    json_arr_open(jb);
 }
 
 void json_strn(struct jbuf *jb, const char *v, size_t n)
@@ -311,7 +335,7 @@ void json_u64(struct jbuf *jb, uint64_t v)
     put(jb, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void json_i64(struct jbuf *jb, int64_t v)
+void json_i64(struct jbuf *jb, int64_t v)
 {
     char tmp[24];
     /* The magnitude as unsigned: -INT64_MIN does not fit an int64_t. */
@@ -323,7 +347,7 @@ static void json_i64(struct jbuf *jb, int64_t v)
     put(jb, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
-static void json_bool(struct jbuf *jb, int v)
+void json_bool(struct jbuf *jb, int v)
 {
     sep(jb);
     if (v)
@@ -332,7 +356,7 @@ static void json_bool(struct jbuf *jb, int v)
         put(jb, "false", 5);
 }
 
-static void json_dbl(struct jbuf *jb, double v)
+void json_dbl(struct jbuf *jb, double v)
 {
     sep(jb);
     if (!isfinite(v)) {
@@ -358,40 +382,4 @@ void json_raw(struct jbuf *jb, const char *s, size_t n)
      * top level it is plain text between documents. */
     sep(jb);
     put(jb, s, n);
-}
-
-void json_kv_str(struct jbuf *jb, const char *k, const char *v)
-{
-    json_key(jb, k);
-    json_str(jb, v);
-}
-
-void json_kv_strn(struct jbuf *jb, const char *k, const char *v, size_t n)
-{
-    json_key(jb, k);
-    json_strn(jb, v, n);
-}
-
-void json_kv_u64(struct jbuf *jb, const char *k, uint64_t v)
-{
-    json_key(jb, k);
-    json_u64(jb, v);
-}
-
-void json_kv_i64(struct jbuf *jb, const char *k, int64_t v)
-{
-    json_key(jb, k);
-    json_i64(jb, v);
-}
-
-void json_kv_bool(struct jbuf *jb, const char *k, int v)
-{
-    json_key(jb, k);
-    json_bool(jb, v);
-}
-
-void json_kv_dbl(struct jbuf *jb, const char *k, double v)
-{
-    json_key(jb, k);
-    json_dbl(jb, v);
 }

@@ -76,38 +76,6 @@ static time_t mono_s(void)
     return (time_t)(egr_mono_us() / 1000000u);
 }
 
-/* Adds a worker's snapshot into a total (the fields worker_stats and the
- * capture fill). */
-static void stats_add(struct run_stats *d, const struct run_stats *s)
-{
-    if (s->ts_us > d->ts_us)
-        d->ts_us = s->ts_us;
-    d->packets += s->packets;
-    d->bytes += s->bytes;
-    d->ip_packets += s->ip_packets;
-    d->not_ip += s->not_ip;
-    d->time_backwards += s->time_backwards;
-    d->drop_kernel += s->drop_kernel;
-    d->drop_ifdrop += s->drop_ifdrop;
-    for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
-        d->decode.c[i] += s->decode.c[i];
-    d->flow.packets += s->flow.packets;
-    d->flow.bytes += s->flow.bytes;
-    d->flow.flows_created += s->flow.flows_created;
-    for (unsigned i = 0; i < END_REASON_MAX; i++)
-        d->flow.records[i] += s->flow.records[i];
-    d->flow.active += s->flow.active;
-    d->flow.active_max += s->flow.active_max;
-    d->flow.frag_orphans += s->flow.frag_orphans;
-    d->flow.classify_oom += s->flow.classify_oom;
-    d->geo_lookups += s->geo_lookups;
-    d->geo_cache_hits += s->geo_cache_hits;
-    d->dns_responses += s->dns_responses;
-    d->dns_errors += s->dns_errors;
-    d->names_learned += s->names_learned;
-    d->names_hits += s->names_hits;
-}
-
 /* Worker thread: refreshes the snapshot the control thread reads. */
 static void publish(struct live_worker *lw, int state)
 {
@@ -265,7 +233,7 @@ static void collect(struct live *l, struct run_stats *st, int *healthy)
         if (lw->state != LW_RUNNING)
             ok = 0;
         pthread_mutex_unlock(&lw->mu);
-        stats_add(st, &l->view_ws[i]);
+        worker_stats_add(st, &l->view_ws[i]);
     }
     st->inputs = l->inputs;
     if (healthy)
@@ -409,7 +377,7 @@ int live_run(struct live *l, live_reload_fn reload, void *reload_arg, struct run
     }
     struct run_stats total;
     collect(l, &total, NULL);
-    stats_add(st, &total);
+    worker_stats_add(st, &total);
     st->inputs += total.inputs;
     if (l->failed)
         st->input_errors++;

@@ -21,6 +21,7 @@
 #include "egressd/live.h"
 #include "egressd/policy.h"
 #include "egressd/privs.h"
+#include "egressd/replay.h"
 #include "egressd/sensor.h"
 #include "egressd/sink.h"
 #include "egressd/worker.h"
@@ -31,7 +32,7 @@
 static void usage(FILE *to)
 {
     fprintf(to,
-            "Usage: egressd -r FILE [-r FILE...] [--json PATH] [-c CONFIG]\n"
+            "Usage: egressd -r FILE [-r FILE...] [--workers N] [--json PATH] [-c CONFIG]\n"
             "       egressd -i IFACE [-i IFACE...] [-u USER] [live options] [--json PATH]\n"
             "               [-c CONFIG]\n"
             "       egressd -c CONFIG --check-config\n"
@@ -41,6 +42,9 @@ static void usage(FILE *to)
             "writes one EVE-style JSON record per flow, then a final stats event.\n"
             "\n"
             "  -r, --read FILE      capture to replay (repeatable, read in order)\n"
+            "      --workers N      with -r: N threads replay side by side, each tracking the\n"
+            "                       flows of its share of host pairs (default 1, at most 64;\n"
+            "                       not with '-r -')\n"
             "  -i, --interface IF   capture live from IF (repeatable; not with -r)\n"
             "  -j, --json PATH      write JSON lines to PATH ('-' = stdout, the default)\n"
             "  -c, --config FILE    YAML configuration (see docs/configuration.md)\n"
@@ -55,8 +59,8 @@ static void usage(FILE *to)
             "  -s, --snaplen BYTES  bytes kept per packet (default 262144)\n"
             "  -B, --buffer MIB     kernel capture ring per worker (default: libpcap's)\n"
             "      --no-promisc     do not put the interfaces in promiscuous mode\n"
-            "      --workers N      capture threads per interface, sharing it by flow through\n"
-            "                       an AF_PACKET fanout group (default 1, at most 64)\n"
+            "      --workers N      with -i: capture threads per interface, sharing it by\n"
+            "                       flow through an AF_PACKET fanout group\n"
             "  -u, --user USER      after opening the interfaces, become USER and drop every\n"
             "                       capability (started as a user with CAP_NET_RAW and\n"
             "                       CAP_NET_ADMIN, egressd drops them without -u)\n"
@@ -161,16 +165,11 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
 {
     struct worker *w = ctl->worker;
     struct sensor *s = ctl->sensor;
-    struct capture *c;
-    int rc = capture_open_file(path, &c, err);
+    struct replay_src *c;
+    int rc = replay_src_open(path, &c, err);
     if (rc != EGR_OK)
         return rc;
-    int dlt = capture_datalink(c);
-    if (!decode_linktype_supported(dlt)) {
-        rc = egr_fail(err, EGR_EINVAL, "%s: unsupported link type %d", capture_name(c), dlt);
-        capture_close(c);
-        return rc;
-    }
+    int dlt = replay_src_datalink(c);
     struct capture_pkt p;
     uint64_t n = 0;
     for (;;) {
@@ -181,7 +180,7 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
                 break;
             handle_signals(ctl);
         }
-        if ((rc = capture_next(c, &p, err)) != 1)
+        if ((rc = replay_src_next(c, &p, err)) != 1)
             break;
         sensor_reload_poll(s);
         worker_packet(w, dlt, &p);
@@ -199,10 +198,60 @@ static int replay_file(const struct run_ctl *ctl, const char *path, struct egr_e
                 break;
         }
     }
-    capture_close(c);
+    replay_src_close(c);
     /* A read interrupted by SIGINT/SIGTERM is the stop asked for, not a
      * broken input. */
     return rc < 0 && !sig_stop ? rc : EGR_OK;
+}
+
+static void print_error(void *arg, const char *msg)
+{
+    (void)arg;
+    fprintf(stderr, "egressd: %s\n", msg);
+}
+
+/* -r with --workers N: the workers run on their own threads (replay.h);
+ * this thread acts on signals, polls the sensor and feeds the heartbeat
+ * until they are done. Returns the exit status. */
+static int replay_shared(const struct egr_config *cfg, const char *config_path,
+                         struct sensor *s, const char *const *inputs, size_t ninputs,
+                         unsigned n, struct run_stats *st)
+{
+    struct egr_err err = {""};
+    struct replay_par *rp;
+    if (replay_par_start(cfg, s, inputs, ninputs, n, &rp, &err) != EGR_OK) {
+        fprintf(stderr, "egressd: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    struct run_ctl ctl = {config_path, s, NULL, st};
+    uint64_t next_progress = 0;
+    while (!replay_par_wait(rp, 50)) {
+        if (sig_stop || sensor_failed(s))
+            replay_par_stop(rp);
+        if (sig_reload) {
+            sig_reload = 0;
+            reload_config(&ctl);
+        }
+        uint64_t now = egr_mono_us();
+        if (sig_stats || now >= next_progress) {
+            struct run_stats snap;
+            memset(&snap, 0, sizeof(snap));
+            replay_par_stats(rp, &snap);
+            if (sig_stats) {
+                sig_stats = 0;
+                snap.inputs = ninputs;
+                sensor_stats(s, &snap);
+                sensor_write_stats(s, &snap);
+            } else {
+                /* Counters for the Redis heartbeat of a long replay. */
+                sensor_progress(s, &snap);
+            }
+            next_progress = now + 1000000u;
+        }
+        sensor_poll(s);
+    }
+    size_t nerr = replay_par_finish(rp, st, print_error, NULL);
+    return nerr ? EXIT_RUNTIME : 0;
 }
 
 static void live_reload(void *arg)
@@ -378,7 +427,6 @@ int main(int argc, char **argv)
             if ((v = parse_num(optarg, 1, 64)) < 0)
                 bad = "--workers wants 1 to 64";
             lo.workers = (unsigned)v;
-            live_only = "--workers";
             break;
         case 'u':
             user = optarg;
@@ -440,7 +488,7 @@ int main(int argc, char **argv)
     if (ninputs && nifaces)
         usage_error = "-r and -i do not go together: replay files or capture live";
     else if (live_only && !nifaces)
-        usage_error = "live-capture options (-f, -s, -B, --workers, -u, --metrics, --no-promisc, "
+        usage_error = "live-capture options (-f, -s, -B, -u, --metrics, --no-promisc, "
                       "--stats-interval) "
                       "need -i IFACE";
     else if (nifaces && geteuid() == 0 && !user && !allow_root)
@@ -540,6 +588,16 @@ int main(int argc, char **argv)
         config_free(&cfg);
         return EXIT_USAGE;
     }
+    for (size_t i = 0; lo.workers > 1 && i < ninputs; i++) {
+        if (!strcmp(inputs[i], "-")) {
+            fprintf(stderr, "egressd: --workers %u: every worker reads the whole capture, so "
+                            "standard input ('-r -') cannot be shared; give a file or one worker\n",
+                    lo.workers);
+            free(inputs);
+            config_free(&cfg);
+            return EXIT_USAGE;
+        }
+    }
     char source[1200];
     snprintf(source, sizeof(source), "file %s%s", inputs[0], ninputs > 1 ? " ..." : "");
     struct sensor *sensor;
@@ -557,6 +615,17 @@ int main(int argc, char **argv)
 
     struct run_stats st;
     memset(&st, 0, sizeof(st));
+    if (lo.workers > 1) {
+        int status = replay_shared(&cfg, config_path, sensor, (const char *const *)inputs, ninputs,
+                                   lo.workers, &st);
+        if (sensor_finish(sensor, &st, &err) != EGR_OK) {
+            fprintf(stderr, "egressd: %s\n", err.msg);
+            status = EXIT_RUNTIME;
+        }
+        free(inputs);
+        config_free(&cfg);
+        return status;
+    }
     struct worker *w;
     if ((orc = worker_new(&cfg, sensor, &w, &err)) != EGR_OK) {
         fprintf(stderr, "egressd: %s\n", err.msg);

@@ -122,6 +122,16 @@ int policy_active(const struct policy *p)
     return p && p->spec;
 }
 
+int policy_is_local(const struct policy *p, int family, const uint8_t *ip)
+{
+    return p && p->spec && pol_local(p->spec, family, ip);
+}
+
+int policy_has_local(const struct policy *p)
+{
+    return p && p->spec && (p->spec->home_net || p->spec->asset_net);
+}
+
 int policy_late_intel(const struct policy *p)
 {
     return p && p->intel_late;
@@ -164,9 +174,9 @@ void policy_annotate(const struct policy *p, struct flow_record *rec)
         return;
     int asset, role = role_of(s, rec->family, lip, &asset);
     if (asset >= 0)
-        snprintf(e->asset, sizeof(e->asset), "%s", s->assets[asset].name);
+        egr_copy(e->asset, sizeof(e->asset), s->assets[asset].name);
     if (role >= 0)
-        snprintf(e->role, sizeof(e->role), "%s", s->roles[role].name);
+        egr_copy(e->role, sizeof(e->role), s->roles[role].name);
 }
 
 /* ---- raising an alert ---------------------------------------------------- */
@@ -215,7 +225,7 @@ static const char *asset_of(struct judge *j)
         const struct flow_record *rec = j->rec;
         const struct rec_enrich *e = &rec->enrich;
         if (e->asset[0])
-            snprintf(j->asset_key, sizeof(j->asset_key), "%s", e->asset);
+            egr_copy(j->asset_key, sizeof(j->asset_key), e->asset);
         else
             pol_ip_text(rec->family, e->direction == DIR_INBOUND ? rec->dst_ip : rec->src_ip,
                         j->asset_key, sizeof(j->asset_key));

@@ -19,10 +19,13 @@
 #include "egressd/decode.h"
 #include "egressd/dns.h"
 #include "egressd/geo.h"
+#include "egressd/hash.h"
 #include "egressd/judge.h"
 #include "egressd/names.h"
 #include "egressd/netset.h"
 #include "egressd/policy.h"
+
+#define OWNER_MEMO 1024u /* power of two */
 
 struct worker {
     struct classify_ctx *cls;
@@ -37,6 +40,21 @@ struct worker {
     uint64_t packets, bytes, ip_packets, not_ip;
     uint64_t last_ts_us;
     uint64_t time_backwards; /* packets older than the newest one before */
+    /* A replay shared by share_n workers (worker_share): this one is
+     * share_self. Every worker decodes every frame, so worker 0's decode
+     * counters are the run's and the others' go to `discard`, never read. */
+    unsigned share_n, share_self;
+    struct decode_stats discard;
+    /* The policy in force when the replay started, for ownership only: a
+     * reload must not move a flow to another worker. NULL when it has no
+     * local networks. */
+    struct policy *share_policy;
+    /* Owners of recent address pairs: two netset lookups per frame were 8%
+     * of a shared replay's instructions, and frames come in runs per flow. */
+    struct owner_memo {
+        uint64_t a[2], b[2];
+        uint32_t family, owner;
+    } *memo;
 };
 
 static void worker_emit(void *arg, struct flow_record *rec);
@@ -87,6 +105,8 @@ void worker_free(struct worker *w)
         classify_free(w->cls);
     geo_free(w->geo);
     names_free(w->names);
+    policy_free(w->share_policy);
+    free(w->memo);
     free(w->dns);
     free(w);
 }
@@ -117,7 +137,7 @@ static int host_is_literal(const char *h)
 
 static void set_name(struct rec_enrich *e, const char *name, uint8_t src)
 {
-    snprintf(e->dest_name, sizeof(e->dest_name), "%s", name);
+    egr_copy(e->dest_name, sizeof(e->dest_name), name);
     e->dest_name_src = src;
 }
 
@@ -154,7 +174,7 @@ static void enrich(void *arg, const struct policy *p, struct flow_record *r)
         e->has_org = gi.has_org;
         memcpy(e->country, gi.country, sizeof(e->country));
         e->asn = gi.asn;
-        snprintf(e->as_org, sizeof(e->as_org), "%s", gi.as_org);
+        egr_copy(e->as_org, sizeof(e->as_org), gi.as_org);
     }
 }
 
@@ -169,7 +189,7 @@ static void worker_emit(void *arg, struct flow_record *r)
 /* DNS answers seen on the wire feed the passive-DNS table. Only responses
  * from port 53 are parsed; over TCP only a response that starts a segment
  * (no reassembly). */
-static void learn_dns(struct worker *w, const struct pkt_meta *m)
+static void learn_dns(struct worker *w, const struct pkt_meta *m, int count)
 {
     if (!(m->flags & PKT_F_L4) || m->sport != 53 || !m->payload || m->payload_len == 0 ||
         (m->flags & PKT_F_FRAG))
@@ -180,31 +200,114 @@ static void learn_dns(struct worker *w, const struct pkt_meta *m)
         dns_parse_tcp(m->payload, m->payload_len, w->dns, NULL);
     else
         return;
-    dns_stats_count(&w->dnsst, w->dns);
+    if (count)
+        dns_stats_count(&w->dnsst, w->dns);
     names_learn(w->names, w->dns, m->ts_us);
 }
 
-void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
+void worker_share(struct worker *w, unsigned self, unsigned n)
 {
-    struct pkt_meta m;
+    w->share_self = self;
+    w->share_n = n > 1 ? n : 0;
+    policy_free(w->share_policy);
+    w->share_policy = NULL;
+    /* The port's policy is read-only; the reference keeps it alive. */
+    struct policy *p = (struct policy *)sensor_port_policy(w->port);
+    if (w->share_n && policy_has_local(p)) {
+        if (!w->memo)
+            w->memo = calloc(OWNER_MEMO, sizeof(*w->memo)); /* NULL: no memo */
+        w->share_policy = policy_ref(p);
+    }
+}
+
+/* The worker owning a packet's flow. A flow with exactly one local end
+ * (egress, inbound) goes by that address alone, so every flow of an asset
+ * is tracked by one worker: what the policy sums over an asset's flows
+ * (exfiltration volume, guarded services, alert suppression) and what nDPI
+ * remembers per host then sees them in packet order, as one worker would.
+ * Any other flow goes by a hash of its address pair that is the same both
+ * ways. Both are the same for every fragment of a datagram (ports are not in
+ * every fragment). */
+static unsigned owner_of(const struct worker *w, const struct pkt_meta *m, unsigned n)
+{
+    uint64_t a[2], b[2];
+    memcpy(a, m->src, sizeof(a));
+    memcpy(b, m->dst, sizeof(b));
+    const uint64_t k = 0x9e3779b97f4a7c15ull;
+    uint64_t ha = a[0] ^ a[1] * k, hb = b[0] ^ b[1] * k;
+    uint64_t pair = hash_mix64(ha + hb + m->family); /* a sum is the same both ways */
+    if (!w->share_policy)
+        return (unsigned)(((pair >> 32) * n) >> 32);
+    struct owner_memo *e = w->memo ? &w->memo[pair & (OWNER_MEMO - 1)] : NULL;
+    if (e && e->family == m->family &&
+        ((e->a[0] == a[0] && e->a[1] == a[1] && e->b[0] == b[0] && e->b[1] == b[1]) ||
+         (e->a[0] == b[0] && e->a[1] == b[1] && e->b[0] == a[0] && e->b[1] == a[1])))
+        return e->owner; /* either direction: the index is symmetric */
+    int la = policy_is_local(w->share_policy, m->family, m->src);
+    int lb = policy_is_local(w->share_policy, m->family, m->dst);
+    uint64_t h = la != lb ? hash_mix64((la ? ha : hb) + m->family) : pair;
+    unsigned owner = (unsigned)(((h >> 32) * n) >> 32);
+    if (e) {
+        memcpy(e->a, a, sizeof(a));
+        memcpy(e->b, b, sizeof(b));
+        e->family = m->family;
+        e->owner = owner;
+    }
+    return owner;
+}
+
+static void packet_owned(struct worker *w, int rc, const struct capture_pkt *p,
+                         const struct pkt_meta *m)
+{
     w->packets++;
     w->bytes += p->wire_len;
-    if (p->ts_us > w->last_ts_us)
-        w->last_ts_us = p->ts_us;
-    else if (p->ts_us < w->last_ts_us)
-        w->time_backwards++;
-    judge_tick(w->judge, p->ts_us);
-    int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
     if (rc == DECODE_OK) {
         w->ip_packets++;
-        learn_dns(w, &m);
-        flow_table_packet(w->flows, &m);
+        learn_dns(w, m, 1);
+        flow_table_packet(w->flows, m);
     } else {
         if (rc == DECODE_NOT_IP)
             w->not_ip++;
         /* Time still moves on frames we cannot use. */
         flow_table_expire(w->flows, p->ts_us);
     }
+}
+
+/* A shared replay: every worker reads every packet, accounts only those of
+ * its flows (frames without IP go to worker 0) and lets the others move its
+ * clock exactly as they would move a single worker's (the same expiries,
+ * the same decision bounds, the same record times) and teach its
+ * passive-DNS table (so a flow is named whichever worker saw the answer). */
+static void packet_shared(struct worker *w, int dlt, const struct capture_pkt *p)
+{
+    struct pkt_meta m;
+    struct decode_stats *st = w->share_self == 0 ? &w->dec : &w->discard;
+    int rc = decode_packet(st, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
+    unsigned owner = rc == DECODE_OK ? owner_of(w, &m, w->share_n) : 0;
+    if (owner == w->share_self) {
+        packet_owned(w, rc, p, &m);
+    } else if (rc == DECODE_OK) {
+        learn_dns(w, &m, 0);
+        flow_table_advance(w->flows, p->ts_us);
+    } else {
+        flow_table_expire(w->flows, p->ts_us);
+    }
+}
+
+void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p)
+{
+    if (p->ts_us > w->last_ts_us)
+        w->last_ts_us = p->ts_us;
+    else if (p->ts_us < w->last_ts_us && w->share_self == 0)
+        w->time_backwards++; /* a shared replay: every worker sees the frame, one counts it */
+    judge_tick(w->judge, p->ts_us);
+    if (w->share_n) {
+        packet_shared(w, dlt, p);
+        return;
+    }
+    struct pkt_meta m;
+    int rc = decode_packet(&w->dec, dlt, p->data, p->caplen, p->wire_len, p->ts_us, &m);
+    packet_owned(w, rc, p, &m);
 }
 
 void worker_tick(struct worker *w, uint64_t now_us)
@@ -256,4 +359,35 @@ void worker_stats(const struct worker *w, struct run_stats *st)
     st->dns_errors += w->dnsst.messages - w->dnsst.ok;
     st->names_learned += ns->learned;
     st->names_hits += ns->hits;
+}
+
+/* The fields worker_stats and the capture fill. */
+void worker_stats_add(struct run_stats *d, const struct run_stats *s)
+{
+    if (s->ts_us > d->ts_us)
+        d->ts_us = s->ts_us;
+    d->packets += s->packets;
+    d->bytes += s->bytes;
+    d->ip_packets += s->ip_packets;
+    d->not_ip += s->not_ip;
+    d->time_backwards += s->time_backwards;
+    d->drop_kernel += s->drop_kernel;
+    d->drop_ifdrop += s->drop_ifdrop;
+    for (unsigned i = 0; i < DEC_COUNTER_MAX; i++)
+        d->decode.c[i] += s->decode.c[i];
+    d->flow.packets += s->flow.packets;
+    d->flow.bytes += s->flow.bytes;
+    d->flow.flows_created += s->flow.flows_created;
+    for (unsigned i = 0; i < END_REASON_MAX; i++)
+        d->flow.records[i] += s->flow.records[i];
+    d->flow.active += s->flow.active;
+    d->flow.active_max += s->flow.active_max;
+    d->flow.frag_orphans += s->flow.frag_orphans;
+    d->flow.classify_oom += s->flow.classify_oom;
+    d->geo_lookups += s->geo_lookups;
+    d->geo_cache_hits += s->geo_cache_hits;
+    d->dns_responses += s->dns_responses;
+    d->dns_errors += s->dns_errors;
+    d->names_learned += s->names_learned;
+    d->names_hits += s->names_hits;
 }

@@ -30,6 +30,11 @@ struct egr_err {
 int egr_fail(struct egr_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Copies src into dst (n bytes), cut to fit and always terminated when n
+ * > 0: snprintf(dst, n, "%s", src) without the format machinery, which was
+ * a visible share of the per-record path. */
+void egr_copy(char *dst, size_t n, const char *src);
+
 #define EGR_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* Clocks in microseconds: monotonic for intervals and deadlines, wall

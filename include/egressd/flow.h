@@ -68,6 +68,13 @@ void flow_table_packet(struct flow_table *ft, const struct pkt_meta *m);
 /* Expires flows due at now_us (packet time). */
 void flow_table_expire(struct flow_table *ft, uint64_t now_us);
 
+/* What an IP packet at ts_us does to the table's clock before it is
+ * accounted (flow_table_packet() starts with it): flows due by then expire,
+ * at most once per second of packet time. A replay worker calls it for the
+ * packets of flows another worker owns, so its timeouts fire exactly where
+ * a single worker's would. */
+void flow_table_advance(struct flow_table *ft, uint64_t ts_us);
+
 /* Emits every tracked flow with `reason` (END_SHUTDOWN at end of input). */
 void flow_table_flush(struct flow_table *ft, enum flow_end_reason reason);
 

@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct jbuf {
     char *buf;
@@ -35,19 +36,59 @@ void json_obj_close(struct jbuf *jb);         /* } */
 void json_arr_open(struct jbuf *jb);          /* [ */
 void json_arr_close(struct jbuf *jb);         /* ] */
 void json_key(struct jbuf *jb, const char *k); /* "k": (k is trusted ASCII) */
+/* json_key with the length given: the inline wrappers below pass
+ * strlen(literal), which the compiler folds, so no key is measured at run
+ * time. */
+void json_key_n(struct jbuf *jb, const char *k, size_t n);
 /* object members with a key; values as named */
-void json_kv_obj(struct jbuf *jb, const char *k);  /* "k":{ */
-void json_kv_arr(struct jbuf *jb, const char *k);  /* "k":[ */
-void json_kv_str(struct jbuf *jb, const char *k, const char *v);
-void json_kv_strn(struct jbuf *jb, const char *k, const char *v, size_t n);
-void json_kv_u64(struct jbuf *jb, const char *k, uint64_t v);
-void json_kv_i64(struct jbuf *jb, const char *k, int64_t v);
-void json_kv_bool(struct jbuf *jb, const char *k, int v);
-void json_kv_dbl(struct jbuf *jb, const char *k, double v);
 /* array items / bare values */
 void json_str(struct jbuf *jb, const char *v);
 void json_strn(struct jbuf *jb, const char *v, size_t n);
 void json_u64(struct jbuf *jb, uint64_t v);
+void json_i64(struct jbuf *jb, int64_t v);
+void json_bool(struct jbuf *jb, int v);
+void json_dbl(struct jbuf *jb, double v);
+/* object members with a key; values as named */
+static inline void json_kv_obj(struct jbuf *jb, const char *k) /* "k":{ */
+{
+    json_key_n(jb, k, strlen(k));
+    json_obj_open(jb);
+}
+static inline void json_kv_arr(struct jbuf *jb, const char *k) /* "k":[ */
+{
+    json_key_n(jb, k, strlen(k));
+    json_arr_open(jb);
+}
+static inline void json_kv_str(struct jbuf *jb, const char *k, const char *v)
+{
+    json_key_n(jb, k, strlen(k));
+    json_str(jb, v);
+}
+static inline void json_kv_strn(struct jbuf *jb, const char *k, const char *v, size_t n)
+{
+    json_key_n(jb, k, strlen(k));
+    json_strn(jb, v, n);
+}
+static inline void json_kv_u64(struct jbuf *jb, const char *k, uint64_t v)
+{
+    json_key_n(jb, k, strlen(k));
+    json_u64(jb, v);
+}
+static inline void json_kv_i64(struct jbuf *jb, const char *k, int64_t v)
+{
+    json_key_n(jb, k, strlen(k));
+    json_i64(jb, v);
+}
+static inline void json_kv_bool(struct jbuf *jb, const char *k, int v)
+{
+    json_key_n(jb, k, strlen(k));
+    json_bool(jb, v);
+}
+static inline void json_kv_dbl(struct jbuf *jb, const char *k, double v)
+{
+    json_key_n(jb, k, strlen(k));
+    json_dbl(jb, v);
+}
 void json_raw(struct jbuf *jb, const char *s, size_t n); /* appended as is */
 
 /* Escapes n bytes of s as the *content* of a JSON string (no quotes) into

@@ -105,6 +105,11 @@ enum {
 
 /* 1 if p judges anything at all (it has networks, assets, roles or lists). */
 int policy_active(const struct policy *p);
+/* 1 if ip is a local address of p (home_net or an asset), 0 otherwise or
+ * without a policy. Thread-safe (p is read-only). */
+int policy_is_local(const struct policy *p, int family, const uint8_t *ip);
+/* 1 if p has local networks at all (home_net or assets). */
+int policy_has_local(const struct policy *p);
 /* 1 if an intel list matches names or TLS fingerprints, which come after a
  * flow's first packets. */
 int policy_late_intel(const struct policy *p);

@@ -22,6 +22,12 @@ int worker_new(const struct egr_config *cfg, struct sensor *s, struct worker **o
 /* Closes the worker's port (its buffered output goes to the sinks). */
 void worker_free(struct worker *w);
 
+/* Makes w worker `self` of n replaying the same capture side by side
+ * (replay.h): every one of them is given every frame, accounts only the
+ * flows whose address pair hashes to it, and lets the other frames move its
+ * clock and feed its passive DNS. n <= 1: the worker takes every frame. */
+void worker_share(struct worker *w, unsigned self, unsigned n);
+
 /* Decodes and accounts one frame of link type dlt. */
 void worker_packet(struct worker *w, int dlt, const struct capture_pkt *p);
 
@@ -39,6 +45,12 @@ void worker_output_tick(struct worker *w, int force);
 void worker_flush(struct worker *w, enum flow_end_reason reason);
 
 /* Adds this worker's counters into *st (capture, decode and flow sections). */
+/* (names_learned counts the passive-DNS table's inserts: every worker of a
+ * shared replay learns every answer, so take one worker's, not the sum.) */
 void worker_stats(const struct worker *w, struct run_stats *st);
+
+/* Adds the counters of one worker's snapshot s into d (the sums of
+ * several workers: live capture, shared replay). */
+void worker_stats_add(struct run_stats *d, const struct run_stats *s);
 
 #endif

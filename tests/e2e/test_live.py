@@ -375,8 +375,9 @@ try:
                        capture_output=True, text=True, timeout=20)
     c.check(p.returncode != 0 and "nosuch0" in p.stderr and p.stderr.count("\n") == 1,
             f"no such interface: exit {p.returncode}: {p.stderr!r}")
-    p = subprocess.run([BIN, "-r", CAPS[0], "--workers", "2"], capture_output=True, text=True)
-    c.check(p.returncode == 2 and "need -i" in p.stderr, f"--workers without -i: {p.stderr!r}")
+    # --workers also shares a replay (test_replay_workers.py); -B stays live-only.
+    p = subprocess.run([BIN, "-r", CAPS[0], "-B", "4"], capture_output=True, text=True)
+    c.check(p.returncode == 2 and "need -i" in p.stderr, f"-B without -i: {p.stderr!r}")
 
     # --- the interface disappears while capturing (last: it takes the pair) --
     lv = Live(ns, "gone", ["--allow-root", "--workers", "2", "--metrics", "0"])

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -391,6 +392,67 @@ static void test_bad_config(void **state)
     assert_non_null(strstr(err.msg, "max_flows"));
 }
 
+/* Time that steps back (a merged capture): the older flow is due first and
+ * must end at the first expiry after it is due, not wait behind the newer
+ * flow in front of it on the idle list. */
+static void test_expiry_time_steps_back(void **state)
+{
+    struct sinkrec s;
+    struct flow_table *ft = table(&s, 100);
+    feed(ft, pkt("10.0.0.1", 1000, "8.8.8.8", 53, 17, 0, T0 + 100 * SEC));
+    feed(ft, pkt("10.0.0.2", 1000, "8.8.8.8", 53, 17, 0, T0 + 50 * SEC));
+    /* udp timeout 180 s: the second flow is due at 230 s, the first at 280 s. */
+    flow_table_expire(ft, T0 + 231 * SEC);
+    assert_int_equal(s.n, 1);
+    assert_ip(s.r[0].src_ip, "10.0.0.2");
+    assert_int_equal(s.r[0].reason, END_TIMEOUT);
+    assert_int_equal(s.r[0].emit_us, T0 + 231 * SEC);
+    flow_table_expire(ft, T0 + 281 * SEC);
+    assert_int_equal(s.n, 2);
+    assert_ip(s.r[1].src_ip, "10.0.0.1");
+    flow_table_free(ft);
+}
+
+struct counter {
+    unsigned records;
+    uint64_t packets;
+};
+
+static void count(void *arg, struct flow_record *rec)
+{
+    struct counter *c = arg;
+    c->records++;
+    c->packets += rec->pkts_toserver + rec->pkts_toclient;
+}
+
+/* The bucket array starts small and doubles as flows pile up: every flow
+ * must still be found after each rehash. */
+static void test_buckets_grow(void **state)
+{
+    enum { N = 20000 };
+    struct flow_config c;
+    struct flow_table *ft;
+    struct egr_err err;
+    struct counter k = {0, 0};
+    flow_config_defaults(&c);
+    assert_int_equal(flow_table_new(&c, NULL, count, &k, &ft, &err), EGR_OK);
+    for (unsigned round = 0; round < 2; round++) {
+        for (unsigned i = 0; i < N; i++) {
+            char src[32];
+            snprintf(src, sizeof(src), "10.%u.%u.%u", i >> 16, (i >> 8) & 255, i & 255);
+            struct pkt_meta m = pkt(src, (uint16_t)(1024 + i % 60000), "8.8.8.8", 53, 17, 0,
+                                    T0 + round * SEC + i);
+            flow_table_packet(ft, &m);
+        }
+    }
+    assert_int_equal(flow_table_stats(ft)->flows_created, N);
+    assert_int_equal(flow_table_stats(ft)->active, N);
+    flow_table_flush(ft, END_SHUTDOWN);
+    assert_int_equal(k.records, N);
+    assert_int_equal(k.packets, 2 * N);
+    flow_table_free(ft);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -407,6 +469,8 @@ int main(void)
         cmocka_unit_test(test_key_separation),
         cmocka_unit_test(test_flow_id_deterministic),
         cmocka_unit_test(test_bad_config),
+        cmocka_unit_test(test_expiry_time_steps_back),
+        cmocka_unit_test(test_buckets_grow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
