@@ -66,6 +66,12 @@ fi
 softflowd_bin=$(command -v softflowd || echo /usr/sbin/softflowd)
 
 mkdir -p "$cache/logs"
+if [[ -z ${EGRESSD_BIN:-} ]]; then
+  # This tree's code, always: a stale build would put old numbers under a new commit.
+  say "building $repo/build-release (Release)"
+  cmake -S "$repo" -B "$repo/build-release" -DCMAKE_BUILD_TYPE=Release -DEGRESSD_TESTS=OFF >/dev/null
+  cmake --build "$repo/build-release" -j "$(nproc)" --target egressd >/dev/null
+fi
 floor=$cache/pcap-floor
 if [[ ! -x $floor || $here/pcap-floor.c -nt $floor ]]; then
   say "compiling $floor"
