@@ -3,7 +3,7 @@
 # missing packages get installed):
 #   1. release build with -Werror, ctest (unit + end-to-end);
 #   2. AddressSanitizer + UBSan build, the same ctest suite;
-#   3. libFuzzer targets, seeded from ../shared/pcaps, FUZZ_SECONDS each (60).
+#   3. libFuzzer targets, seeded from ../shared/pcaps, FUZZ_SECONDS each (30; longer runs by hand).
 # Ends with one line "N passed, N failed, N skipped" over all ctest runs and
 # fuzz targets (a test skips, exit 77, when it lacks the corpus or dockerd).
 set -euo pipefail
@@ -22,7 +22,7 @@ fi
 scripts/geoip-db.sh
 scripts/browser-deps.sh # chromium + pinned playwright-core for tests/e2e/test_dashboard.py
 jobs=$(nproc)
-fuzz_seconds=${FUZZ_SECONDS:-60}
+fuzz_seconds=${FUZZ_SECONDS:-30}
 passed=0
 failed=0
 skipped=0
