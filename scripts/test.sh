@@ -74,6 +74,12 @@ for target in build-fuzz/fuzz_*; do
   seed_dir=$seeds
   [[ $name == fuzz_intel ]] && seed_dir=sensors/intel
   [[ $name == fuzz_callers ]] && seed_dir=tests/fuzz/callers-seeds
+  if [[ $name == fuzz_pcap_file ]]; then
+    # Whole capture files: the corpus's small ones.
+    seed_dir=build-fuzz/pcap-seeds
+    rm -rf "$seed_dir" && mkdir -p "$seed_dir"
+    find "$shared/pcaps" -maxdepth 1 -name '*.pcap' -size -16k -exec cp {} "$seed_dir/" \; 2>/dev/null || true
+  fi
   if "$target" -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 -print_final_stats=1 \
       -artifact_prefix="build-fuzz/$name-" "$corpus" "$seed_dir" >"build-fuzz/$name.log" 2>&1; then
     echo "== fuzz $name: ok ($(grep -m1 -o 'stat::number_of_executed_units: *[0-9]*' "build-fuzz/$name.log" | grep -o '[0-9]*$') runs)"

@@ -213,7 +213,9 @@ int capture_next(struct capture *c, struct capture_pkt *p, struct egr_err *err)
         p->data = data;
         p->caplen = h->caplen;
         p->wire_len = h->len < h->caplen ? h->caplen : h->len;
-        uint64_t frac = (uint64_t)(h->ts.tv_usec < 0 ? 0 : h->ts.tv_usec);
+        /* A file's fraction is unsigned 32-bit as its seconds are (libpcap
+         * sign-extends both); the in-place reader (pcap-file.c) reads it so. */
+        uint64_t frac = (uint32_t)h->ts.tv_usec;
         frac = c->nano ? frac % 1000000000u / 1000u : frac % 1000000u;
         p->ts_us = (uint64_t)file_seconds(c, h->ts.tv_sec) * 1000000ull + frac;
         return 1;

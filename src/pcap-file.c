@@ -89,12 +89,20 @@ int pcap_file_open(const char *path, struct pcap_file **out, struct egr_err *err
         close(fd);
         return PCAP_FILE_NOT_MINE;
     }
-    uint16_t major;
+    uint16_t major, minor;
     memcpy(&major, hdr + 4, 2);
-    if (swapped)
+    memcpy(&minor, hdr + 6, 2);
+    if (swapped) {
         major = __builtin_bswap16(major);
+        minor = __builtin_bswap16(minor);
+    }
     int dlt = dlt_of(rd32(hdr + 20, swapped));
-    if (major != 2 || dlt < 0) {
+    /* Version 2.4 only: libpcap refuses minors above 4 and reads the length
+     * fields of 2.0-2.3 files swapped (or perhaps swapped); those go to it. */
+    /* A snapshot length above the link type's maximum: libpcap keeps it and
+     * words its errors by it; such odd files go to libpcap too. */
+    uint32_t snap = rd32(hdr + 16, swapped);
+    if (major != 2 || minor != 4 || dlt < 0 || snap > MAX_SNAPLEN) {
         close(fd);
         return PCAP_FILE_NOT_MINE;
     }
@@ -115,9 +123,8 @@ int pcap_file_open(const char *path, struct pcap_file **out, struct egr_err *err
     f->swapped = swapped;
     f->nano = nano;
     f->dlt = dlt;
-    /* libpcap: a snapshot length of 0 or above the maximum means the maximum. */
-    uint32_t snap = rd32(hdr + 16, swapped);
-    f->snapshot = snap == 0 || snap > MAX_SNAPLEN ? MAX_SNAPLEN : snap;
+    /* libpcap: a snapshot length of 0 means the maximum. */
+    f->snapshot = snap == 0 ? MAX_SNAPLEN : snap;
     snprintf(f->name, sizeof(f->name), "%s", path);
     *out = f;
     return EGR_OK;
@@ -174,8 +181,13 @@ int pcap_file_next(struct pcap_file *f, struct capture_pkt *p, struct egr_err *e
     p->data = h + REC_HDR;
     p->caplen = keep;
     p->wire_len = len < keep ? keep : len;
-    if (f->nano)
-        frac /= 1000u;
+    if (f->nano) {
+        /* libpcap's scaling, on a long that is sign-extended from a file in
+         * the host's byte order and not from a swapped one: a fraction no
+         * valid file has (2^31 ns and up) still reads as through libpcap. */
+        int64_t v = f->swapped ? (int64_t)frac : (int64_t)(int32_t)frac;
+        frac = (uint32_t)(v / 1000);
+    }
     p->ts_us = (uint64_t)sec * 1000000ull + frac % 1000000u;
     f->off += REC_HDR + caplen;
     return 1;

@@ -1,7 +1,7 @@
 # libFuzzer targets: tests/fuzz/fuzz_*.c. Configure with CC=clang and
-# -DEGRESSD_FUZZ=ON; the whole tree is then instrumented for coverage.
-add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
-add_link_options(-fsanitize=address,undefined)
+# -DEGRESSD_FUZZ=ON; the whole tree is then instrumented for coverage and
+# built with ASan + UBSan (the options are set in CMakeLists.txt, before the
+# core library is defined).
 file(GLOB FUZZ_TARGETS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_*.c)
 foreach(src ${FUZZ_TARGETS})
   get_filename_component(name ${src} NAME_WE)

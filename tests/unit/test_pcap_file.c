@@ -235,6 +235,31 @@ static void test_unsigned_seconds(void **state)
 
 /* A file of several MiB: the pages behind the reader are dropped on the
  * way, and every packet still reads right. */
+/* A fraction at or above 2^31 (libpcap sign-extends it): both readers take it
+ * unsigned, so the time does not depend on which one read the file. */
+static void test_fraction_unsigned(void **state)
+{
+    (void)state;
+    struct buf b = {0};
+    file_header(&b, 0xa1b2c3d4u, 65535, 1, 0);
+    record(&b, 1700000000u, 0xfffff000u, 60, 60, 0, 1);
+    record(&b, 1700000001u, 1234567u, 60, 60, 0, 2);
+    char *path = write_tmp(&b);
+    int failed = 0;
+    assert_int_equal(compare(path, &failed), 2);
+    assert_false(failed);
+    struct pcap_file *f = NULL;
+    struct egr_err err = {""};
+    assert_int_equal(pcap_file_open(path, &f, &err), EGR_OK);
+    struct capture_pkt p;
+    assert_int_equal(pcap_file_next(f, &p, &err), 1);
+    assert_int_equal(p.ts_us, 1700000000ull * 1000000u + 0xfffff000u % 1000000u);
+    pcap_file_close(f);
+    unlink(path);
+    free(path);
+    free(b.p);
+}
+
 static void test_large_file(void **state)
 {
     (void)state;
@@ -271,7 +296,16 @@ static void test_not_mine(void **state)
     add(&junk, "this is not a capture file at all", 33);
     struct buf shorty = {0};
     add32(&shorty, 0xa1b2c3d4u, 0);
-    struct buf *all[] = {&ng, &lt, &junk, &shorty};
+    /* Versions other than 2.4 (libpcap refuses minors above 4 and reads the
+     * lengths of 2.0-2.3 swapped) and a snapshot length above the maximum
+     * (libpcap keeps it and words errors by it): found by fuzz_pcap_file. */
+    struct buf v22 = {0}, v25 = {0}, big = {0};
+    file_header(&v22, 0xa1b2c3d4u, 65535, 1, 0);
+    v22.p[6] = 2;
+    file_header(&v25, 0xa1b2c3d4u, 65535, 1, 0);
+    v25.p[6] = 5;
+    file_header(&big, 0xa1b2c3d4u, 262145, 1, 0);
+    struct buf *all[] = {&ng, &lt, &junk, &shorty, &v22, &v25, &big};
     for (size_t i = 0; i < EGR_ARRAY_LEN(all); i++) {
         char *path = write_tmp(all[i]);
         assert_int_equal(pcap_file_open(path, &f, &err), PCAP_FILE_NOT_MINE);
@@ -288,6 +322,7 @@ int main(void)
         cmocka_unit_test(test_cut_short),
         cmocka_unit_test(test_caplen_above_maximum),
         cmocka_unit_test(test_unsigned_seconds),
+        cmocka_unit_test(test_fraction_unsigned),
         cmocka_unit_test(test_large_file),
         cmocka_unit_test(test_not_mine),
     };
