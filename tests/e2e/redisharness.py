@@ -462,6 +462,28 @@ def read_events(path):
         return [json.loads(line) for line in f]
 
 
+def start_replay(bin_path, tmp, name, pcap, cfg, url):
+    """egressd -r PCAP with a Redis URL, running: (process, JSON path). It
+    dies with the test process, whatever kills that."""
+    out = os.path.join(tmp, name + ".json")
+    proc = subprocess.Popen([bin_path, "-r", pcap, "--json", out, "-c", cfg, "--redis", url],
+                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    return proc, out
+
+
+def finish_replay(proc, out, timeout=120):
+    """Waits for a start_replay(): (exit code, stderr text, JSON events)."""
+    _, err = proc.communicate(timeout=timeout)
+    events = read_events(out) if os.path.exists(out) else []
+    return proc.returncode, err.decode("utf-8", "replace"), events
+
+
+def redis_stats(events):
+    """The Redis sink's counters of the last stats event ({} without one)."""
+    st = [e for e in events if e.get("event_type") == "stats"]
+    return st[-1]["stats"].get("redis", {}) if st else {}
+
+
 def run_egressd(bin_path, args, timeout=120):
     """Runs egressd to the end: (exit code, stderr text, seconds)."""
     t = time.time()

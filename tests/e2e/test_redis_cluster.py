@@ -39,8 +39,8 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from egrtest import BIN, PKTGEN, SRC, Checker, temp_dir  # noqa: E402
-from redisharness import (RedisCluster, RedisServer, _die_with_parent, free_port,  # noqa: E402
-                          read_events, write_udp_flows)
+from redisharness import (RedisCluster, RedisServer, _die_with_parent, finish_replay,  # noqa: E402
+                          free_port, redis_stats, start_replay, write_udp_flows)
 
 import yaml  # noqa: E402  (python3-yaml)
 
@@ -81,21 +81,11 @@ def config(name, lines="", policy=False):
 
 
 def start(name, pcap, cfg, url):
-    out = os.path.join(tmp, name + ".json")
-    proc = subprocess.Popen([BIN, "-r", pcap, "--json", out, "-c", cfg, "--redis", url],
-                            stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
-    return proc, out
+    return start_replay(BIN, tmp, name, pcap, cfg, url)
 
 
 def finish(proc, out, timeout=180):
-    _, err = proc.communicate(timeout=timeout)
-    events = read_events(out) if os.path.exists(out) else []
-    return proc.returncode, err.decode("utf-8", "replace"), events
-
-
-def redis_stats(events):
-    st = [e for e in events if e.get("event_type") == "stats"]
-    return st[-1]["stats"].get("redis", {}) if st else {}
+    return finish_replay(proc, out, timeout)
 
 
 def flow_ids(events):

@@ -11,7 +11,8 @@ import subprocess
 import time
 
 from egrtest import BIN, PKTGEN, Checker, temp_dir
-from redisharness import RedisServer, bucket, free_port, read_events, write_udp_flows
+from redisharness import (RedisServer, bucket, finish_replay, free_port, redis_stats, start_replay,
+                          write_udp_flows)
 
 c = Checker("test_redis_faults")
 tmp = temp_dir(prefix="egressd-redis-faults-")
@@ -29,21 +30,11 @@ def config(name, lines):
 
 
 def start(name, pcap, cfg, url):
-    out = os.path.join(tmp, name + ".json")
-    proc = subprocess.Popen([BIN, "-r", pcap, "--json", out, "-c", cfg, "--redis", url],
-                            stderr=subprocess.PIPE)
-    return proc, out
+    return start_replay(BIN, tmp, name, pcap, cfg, url)
 
 
 def finish(proc, out, timeout=120):
-    _, err = proc.communicate(timeout=timeout)
-    events = read_events(out) if os.path.exists(out) else []
-    return proc.returncode, err.decode("utf-8", "replace"), events
-
-
-def redis_stats(events):
-    st = [e for e in events if e.get("event_type") == "stats"]
-    return st[-1]["stats"].get("redis", {}) if st else {}
+    return finish_replay(proc, out, timeout)
 
 
 def nflows(events):
