@@ -5,7 +5,8 @@
  * by uint32_t. Each entry sits on two lists:
  *   - a hash chain from a power-of-two bucket array (the lookup path);
  *   - the age list, least recently learned first (the eviction order).
- * Free entries are chained through the age links. Nothing is allocated
+ * Free entries are chained through the age links; entries never used yet
+ * are taken in order from the untouched end of the array. Nothing is allocated
  * after names_new, and no operation walks more than one hash chain plus
  * NAMES_EVICT_SCAN age-list entries.
  *
@@ -42,6 +43,7 @@ struct names {
     uint32_t mask;
     uint32_t oldest, newest; /* age list ends */
     uint32_t free_head;
+    uint32_t fresh; /* entries from here on were never used (still zero) */
     uint64_t seed;
     uint64_t ttl_min_us, ttl_max_us;
     struct names_stats st;
@@ -146,6 +148,14 @@ static void drop(struct names *t, uint32_t i)
  * among the NAMES_EVICT_SCAN oldest, else the oldest. */
 static uint32_t take_entry(struct names *t, uint64_t now_us)
 {
+    if (t->free_head == NIL && t->fresh < t->cap) {
+        /* Entries are handed out in order before any is reused, so a table
+         * sized for the worst case costs memory only as it fills. */
+        uint32_t i = t->fresh++;
+        t->e[i].hnext = t->e[i].older = t->e[i].newer = NIL;
+        t->used++;
+        return i;
+    }
     if (t->free_head == NIL) {
         uint32_t victim = t->oldest;
         unsigned seen = 0;
@@ -194,12 +204,10 @@ int names_new(uint32_t max_entries, struct names **out, struct egr_err *err)
     t->cap = max_entries;
     t->mask = nb - 1;
     t->oldest = t->newest = NIL;
-    for (uint32_t i = 0; i < max_entries; i++) {
-        t->e[i].hnext = NIL;
-        t->e[i].older = NIL;
-        t->e[i].newer = i + 1 < max_entries ? i + 1 : NIL;
-    }
-    t->free_head = 0;
+    /* No free list yet: take_entry hands out t->e[fresh...] untouched, so
+     * calloc's zero pages stay unmapped until a name needs them. */
+    t->free_head = NIL;
+    t->fresh = 0;
     /* The seed only spreads buckets, so a failed getrandom costs hash
      * flooding resistance, not correctness: fall back to the address. */
     if (getrandom(&t->seed, sizeof(t->seed), GRND_NONBLOCK) != (ssize_t)sizeof(t->seed))
