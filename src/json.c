@@ -189,29 +189,56 @@ void json_key(struct jbuf *jb, const char *k)
     json_key_n(jb, k, strlen(k));
 }
 
+/* "k": for a key known to need no escaping. */
+static inline void key_plain(struct jbuf *jb, const char *k, size_t n)
+{
+    if (!reserve(jb, n + 3))
+        return;
+    char *o = jb->buf + jb->len;
+    o[0] = '"';
+    memcpy(o + 1, k, n);
+    o[n + 1] = '"';
+    o[n + 2] = ':';
+    o[n + 3] = '\0';
+    jb->len += n + 3;
+}
+
+/* The value that follows belongs to this member: no comma before it. */
+static inline void key_done(struct jbuf *jb)
+{
+    if (jb->depth)
+        jb->need_comma &= ~level_bit(jb);
+}
+
 void json_key_n(struct jbuf *jb, const char *k, size_t n)
 {
     sep(jb);
     size_t i = 0;
     while (i < n && !special[(unsigned char)k[i]])
         i++;
-    if (i == n && reserve(jb, n + 3)) {
-        /* Plain ASCII (every key the project writes): one copy. */
-        char *o = jb->buf + jb->len;
-        o[0] = '"';
-        memcpy(o + 1, k, n);
-        o[n + 1] = '"';
-        o[n + 2] = ':';
-        o[n + 3] = '\0';
-        jb->len += n + 3;
+    if (i == n) {
+        key_plain(jb, k, n);
     } else {
         putc1(jb, '"');
         json_escape_into(jb, k, n);
         put(jb, "\":", 2);
     }
-    /* The value that follows belongs to this member: no comma before it. */
-    if (jb->depth)
-        jb->need_comma &= ~level_bit(jb);
+    key_done(jb);
+}
+
+void json_key_lit(struct jbuf *jb, const char *k, size_t n)
+{
+#ifndef NDEBUG
+    /* The test builds check the promise. */
+    for (size_t i = 0; i < n; i++)
+        if (special[(unsigned char)k[i]]) {
+            jb->oom = 1;
+            return;
+        }
+#endif
+    sep(jb);
+    key_plain(jb, k, n);
+    key_done(jb);
 }
 
 static const char hexdig[] = "0123456789abcdef";

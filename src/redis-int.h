@@ -44,6 +44,11 @@
  * copies and formatted on the I/O thread; beyond it (the thread is behind)
  * the caller formats them itself, so the inbox stays compact. */
 #define RAW_MAX 4096u
+/* Copies of flow records (KIND_RAW_FLOW) the I/O thread has formatted go
+ * back to the writers through this pool instead of free(): the buffers are
+ * big and made on another thread, and a malloc/free pair across threads for
+ * each record costs the capture thread more than the copy itself. */
+#define RAW_POOL_MAX 512u
 #define KIND_RAW_FLOW 0xff /* an inbox entry holding a struct flow_record; never queued */
 #define NODE_MAX 72            /* nodes a sink knows: masters seen in a run, seeds */
 #define PROBE_TIMEOUT_MS 1000u /* the layout probe at open, per seed */
@@ -147,6 +152,8 @@ struct sink_redis {
     /* An urgent hand-over (alerts): the I/O thread sends what it has at
      * once instead of waiting for a full batch or redis.flush_ms. */
     int in_urgent;
+    struct rrec *raw_pool;   /* spare record copies (RAW_POOL_MAX at most) */
+    uint32_t raw_npool;
     uint64_t in_records;     /* records handed over (not yet counted by the thread) */
     uint64_t in_dropped;     /* of those, dropped at the inbox (the thread was behind) */
     uint64_t in_agg_lost;    /* aggregate commands lost at the inbox */
@@ -253,6 +260,9 @@ void rs_set_error(struct sink_redis *s, const char *msg);
 /* Caller's side, under mx. */
 void rs_inbox_push(struct sink_redis *s, struct rrec *r);
 void rs_wake(struct sink_redis *s);
+/* The I/O thread's formatted record copies (a list of n through ->next)
+ * back to the pool; what the pool has no room for is freed. */
+void rs_raw_give(struct sink_redis *s, struct rrec *list, uint32_t n);
 /* The commands of a flow record / an alert, as redis.streams and redis.eve
  * ask (a record may end up with none: b->ncmd == 0). */
 void rs_format_flow(const struct sink_redis *s, const struct flow_record *rec, struct jbuf *jb,

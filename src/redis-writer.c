@@ -32,6 +32,7 @@
 struct rs_writer {
     struct sink_redis *s;
     struct rrec *head, *tail;   /* records not handed over yet */
+    struct rrec *spare;         /* record copies taken from the sink's pool */
     uint32_t n;
     uint64_t bytes;
     struct rcmd_buf rb;         /* records formatted here */
@@ -78,6 +79,37 @@ static void keep(struct rs_writer *w, struct rrec *r)
     w->bytes += r->len;
 }
 
+void rs_raw_give(struct sink_redis *s, struct rrec *list, uint32_t n)
+{
+    pthread_mutex_lock(&s->mx);
+    while (list && s->raw_npool < RAW_POOL_MAX) {
+        struct rrec *r = list;
+        list = r->next;
+        r->next = s->raw_pool;
+        s->raw_pool = r;
+        s->raw_npool++;
+        n--;
+    }
+    pthread_mutex_unlock(&s->mx);
+    (void)n;
+    while (list) {
+        struct rrec *r = list;
+        list = r->next;
+        free(r);
+    }
+}
+
+/* A buffer for a record copy: a spare one, else a new one. */
+static struct rrec *raw_take(struct rs_writer *w)
+{
+    struct rrec *r = w->spare;
+    if (r)
+        w->spare = r->next;
+    else
+        r = malloc(sizeof(*r) + sizeof(struct flow_record));
+    return r;
+}
+
 /* Under mx: the list into the inbox, as far as its bound allows. */
 static void hand_over_locked(struct rs_writer *w, int urgent)
 {
@@ -118,6 +150,12 @@ static void hand_over_locked(struct rs_writer *w, int urgent)
     s->in_agg_lost += w->agg_lost;
     w->agg_lost = 0;
     w->ready = s->ready;
+    if (!w->spare && s->raw_pool) {
+        /* The whole pool: the next batch's copies without malloc. */
+        w->spare = s->raw_pool;
+        s->raw_pool = NULL;
+        s->raw_npool = 0;
+    }
     if (urgent && s->in_count) {
         s->in_urgent = 1;
         rs_wake(s);
@@ -205,7 +243,7 @@ int rs_write_flow(void *wp, const struct flow_record *rec)
     struct rrec *r = NULL;
     /* With a named spool the record is formatted here: it goes to the
      * spool from this thread. */
-    if (!s->wal && inbox < RAW_MAX && (r = malloc(sizeof(*r) + sizeof(*rec)))) {
+    if (!s->wal && inbox < RAW_MAX && (r = raw_take(w))) {
         memset(r, 0, sizeof(*r));
         r->kind = KIND_RAW_FLOW;
         r->len = sizeof(*rec);
@@ -254,6 +292,11 @@ void rs_writer_free(void *wp)
      * the end of the run waits for them. */
     agg_flush(w);
     hand_over(w, 1);
+    while (w->spare) {
+        struct rrec *r = w->spare;
+        w->spare = r->next;
+        free(r);
+    }
     redis_agg_free(w->agg);
     rcmd_free(&w->rb);
     jbuf_free(&w->jb);

@@ -291,6 +291,8 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
     }
     s->st.records += walonly;
     s->st.spooled += walonly;
+    struct rrec *spare = NULL;
+    uint32_t nspare = 0;
     while (r) {
         struct rrec *next = r->next;
         if (r->kind == KIND_RAW_FLOW) {
@@ -300,7 +302,9 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
             rs_format_flow(s, rec, &s->jb, &s->rb);
             int none = rcmd_ok(&s->rb) && s->rb.ncmd == 0;
             struct rrec *f = rcmd_ok(&s->rb) && !none ? rs_rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
-            free(r);
+            r->next = spare;
+            spare = r;
+            nspare++;
             if (none) {
                 /* nothing to send */
             } else if (f) {
@@ -317,6 +321,8 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
         }
         r = next;
     }
+    if (spare)
+        rs_raw_give(s, spare, nspare);
     if (avail > s->avail_seq)
         s->avail_seq = avail;
     if (s->n_unsent >= s->cfg.batch_records || (urgent && s->n_unsent))
@@ -550,6 +556,11 @@ static void sr_free(struct sink_redis *s)
     while (s->in_head) {
         struct rrec *r = s->in_head;
         s->in_head = r->next;
+        free(r);
+    }
+    while (s->raw_pool) {
+        struct rrec *r = s->raw_pool;
+        s->raw_pool = r->next;
         free(r);
     }
     if (s->wake_fd >= 0)

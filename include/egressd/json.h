@@ -40,6 +40,19 @@ void json_key(struct jbuf *jb, const char *k); /* "k": (k is trusted ASCII) */
  * strlen(literal), which the compiler folds, so no key is measured at run
  * time. */
 void json_key_n(struct jbuf *jb, const char *k, size_t n);
+/* json_key_n without looking for bytes to escape: only for string literals
+ * of the source, which JSON_KEY below picks out. */
+void json_key_lit(struct jbuf *jb, const char *k, size_t n);
+/* A key that is a string literal of the source (its length a compile-time
+ * constant once inlined) is the project's own ASCII and skips the scan;
+ * any other key is checked. */
+static inline void json_key_auto(struct jbuf *jb, const char *k)
+{
+    if (__builtin_constant_p(strlen(k)))
+        json_key_lit(jb, k, strlen(k));
+    else
+        json_key_n(jb, k, strlen(k));
+}
 /* object members with a key; values as named */
 /* array items / bare values */
 void json_str(struct jbuf *jb, const char *v);
@@ -51,42 +64,42 @@ void json_dbl(struct jbuf *jb, double v);
 /* object members with a key; values as named */
 static inline void json_kv_obj(struct jbuf *jb, const char *k) /* "k":{ */
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_obj_open(jb);
 }
 static inline void json_kv_arr(struct jbuf *jb, const char *k) /* "k":[ */
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_arr_open(jb);
 }
 static inline void json_kv_str(struct jbuf *jb, const char *k, const char *v)
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_str(jb, v);
 }
 static inline void json_kv_strn(struct jbuf *jb, const char *k, const char *v, size_t n)
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_strn(jb, v, n);
 }
 static inline void json_kv_u64(struct jbuf *jb, const char *k, uint64_t v)
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_u64(jb, v);
 }
 static inline void json_kv_i64(struct jbuf *jb, const char *k, int64_t v)
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_i64(jb, v);
 }
 static inline void json_kv_bool(struct jbuf *jb, const char *k, int v)
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_bool(jb, v);
 }
 static inline void json_kv_dbl(struct jbuf *jb, const char *k, double v)
 {
-    json_key_n(jb, k, strlen(k));
+    json_key_auto(jb, k);
     json_dbl(jb, v);
 }
 void json_raw(struct jbuf *jb, const char *s, size_t n); /* appended as is */
