@@ -88,7 +88,6 @@ static int sj_emit(struct sink_json *sj)
 struct sj_writer {
     struct sink_json *sj;
     struct jbuf jb;   /* whole lines waiting for the file */
-    struct jbuf one;  /* the event being formatted */
 };
 
 static void *sj_writer_new(void *self)
@@ -98,7 +97,6 @@ static void *sj_writer_new(void *self)
         return NULL;
     w->sj = self;
     jbuf_init(&w->jb);
-    jbuf_init(&w->one);
     return w;
 }
 
@@ -126,17 +124,20 @@ static int sj_writer_flush(void *wp, int urgent)
     return rc;
 }
 
-/* Appends the event in w->one as a line; hands the buffer over when full. */
-static int sj_writer_line(struct sj_writer *w)
+/* The event just formatted at the end of w->jb (from offset start) ends
+ * its line; the buffer is handed over when full. Events are formatted in
+ * place, not copied in: the buffer is most of what a worker writes. */
+static int sj_writer_line(struct sj_writer *w, size_t start)
 {
-    if (!jbuf_ok(&w->one)) {
+    json_raw(&w->jb, "\n", 1);
+    if (!jbuf_ok(&w->jb)) {
+        /* The lines before it are intact (a failed growth keeps them). */
+        jbuf_rewind(&w->jb, start);
         pthread_mutex_lock(&w->sj->mu);
         int rc = sj_fail(w->sj, EGR_ENOMEM, "formatting an event", ENOMEM);
         pthread_mutex_unlock(&w->sj->mu);
         return rc;
     }
-    json_raw(&w->jb, w->one.buf, w->one.len);
-    json_raw(&w->jb, "\n", 1);
     if (w->jb.len >= WRITER_HANDOFF)
         return sj_writer_flush(w, 0);
     return EGR_OK;
@@ -148,9 +149,9 @@ static int sj_write_flow(void *wp, const struct flow_record *rec)
     struct sj_writer *w = wp;
     unsigned n = eve_record_events(rec);
     for (unsigned i = 0; i < n; i++) {
-        jbuf_reset(&w->one);
-        eve_format_record_event(&w->one, rec, i);
-        int rc = sj_writer_line(w);
+        size_t start = w->jb.len;
+        eve_format_record_event(&w->jb, rec, i);
+        int rc = sj_writer_line(w, start);
         if (rc != EGR_OK)
             return rc;
     }
@@ -160,9 +161,9 @@ static int sj_write_flow(void *wp, const struct flow_record *rec)
 static int sj_write_alert(void *wp, const struct alert_record *a)
 {
     struct sj_writer *w = wp;
-    jbuf_reset(&w->one);
-    eve_format_alert(&w->one, a);
-    return sj_writer_line(w);
+    size_t start = w->jb.len;
+    eve_format_alert(&w->jb, a);
+    return sj_writer_line(w, start);
 }
 
 static void sj_writer_free(void *wp)
@@ -172,7 +173,6 @@ static void sj_writer_free(void *wp)
         return;
     sj_writer_flush(w, 0);
     jbuf_free(&w->jb);
-    jbuf_free(&w->one);
     free(w);
 }
 

@@ -28,6 +28,9 @@ struct jbuf {
 
 void jbuf_init(struct jbuf *jb);
 void jbuf_reset(struct jbuf *jb);  /* len = 0, keeps memory */
+/* Back to len bytes (len <= jb->len) at the top level, a failed allocation
+ * forgotten: undoes a document appended after them. */
+void jbuf_rewind(struct jbuf *jb, size_t len);
 void jbuf_free(struct jbuf *jb);
 int jbuf_ok(const struct jbuf *jb); /* 1 if no allocation failed */
 
@@ -40,12 +43,13 @@ void json_key(struct jbuf *jb, const char *k); /* "k": (k is trusted ASCII) */
  * strlen(literal), which the compiler folds, so no key is measured at run
  * time. */
 void json_key_n(struct jbuf *jb, const char *k, size_t n);
-/* json_key_n without looking for bytes to escape: only for string literals
- * of the source, which JSON_KEY below picks out. */
+/* json_key_n without looking for bytes to escape: only for keys known to
+ * need none (json_key_auto below picks them out). */
 void json_key_lit(struct jbuf *jb, const char *k, size_t n);
 /* A key that is a string literal of the source (its length a compile-time
- * constant once inlined) is the project's own ASCII and skips the scan;
- * any other key is checked. */
+ * constant once inlined) is the project's own plain ASCII and skips the
+ * escape scan; any other key (from a configuration, from a packet) is
+ * checked and escaped. Builds without NDEBUG check literals too. */
 static inline void json_key_auto(struct jbuf *jb, const char *k)
 {
     if (__builtin_constant_p(strlen(k)))
