@@ -260,9 +260,9 @@ void rs_set_error(struct sink_redis *s, const char *msg);
 /* Caller's side, under mx. */
 void rs_inbox_push(struct sink_redis *s, struct rrec *r);
 void rs_wake(struct sink_redis *s);
-/* The I/O thread's formatted record copies (a list of n through ->next)
- * back to the pool; what the pool has no room for is freed. */
-void rs_raw_give(struct sink_redis *s, struct rrec *list, uint32_t n);
+/* The I/O thread's formatted record copies (a list through ->next) back
+ * to the pool; what the pool has no room for is freed. */
+void rs_raw_give(struct sink_redis *s, struct rrec *list);
 /* The commands of a flow record / an alert, as redis.streams and redis.eve
  * ask (a record may end up with none: b->ncmd == 0). */
 void rs_format_flow(const struct sink_redis *s, const struct flow_record *rec, struct jbuf *jb,

@@ -79,7 +79,7 @@ static void keep(struct rs_writer *w, struct rrec *r)
     w->bytes += r->len;
 }
 
-void rs_raw_give(struct sink_redis *s, struct rrec *list, uint32_t n)
+void rs_raw_give(struct sink_redis *s, struct rrec *list)
 {
     pthread_mutex_lock(&s->mx);
     while (list && s->raw_npool < RAW_POOL_MAX) {
@@ -88,10 +88,8 @@ void rs_raw_give(struct sink_redis *s, struct rrec *list, uint32_t n)
         r->next = s->raw_pool;
         s->raw_pool = r;
         s->raw_npool++;
-        n--;
     }
     pthread_mutex_unlock(&s->mx);
-    (void)n;
     while (list) {
         struct rrec *r = list;
         list = r->next;

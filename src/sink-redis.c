@@ -292,7 +292,6 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
     s->st.records += walonly;
     s->st.spooled += walonly;
     struct rrec *spare = NULL;
-    uint32_t nspare = 0;
     while (r) {
         struct rrec *next = r->next;
         if (r->kind == KIND_RAW_FLOW) {
@@ -304,7 +303,6 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
             struct rrec *f = rcmd_ok(&s->rb) && !none ? rs_rrec_new(s->rb.buf, (uint32_t)s->rb.len) : NULL;
             r->next = spare;
             spare = r;
-            nspare++;
             if (none) {
                 /* nothing to send */
             } else if (f) {
@@ -322,7 +320,7 @@ static void take_inbox(struct sink_redis *s, int *heartbeat, int *drain, int *st
         r = next;
     }
     if (spare)
-        rs_raw_give(s, spare, nspare);
+        rs_raw_give(s, spare);
     if (avail > s->avail_seq)
         s->avail_seq = avail;
     if (s->n_unsent >= s->cfg.batch_records || (urgent && s->n_unsent))
