@@ -24,8 +24,6 @@
 #include <pthread.h>
 #include <string.h>
 
-#define CID_SHA1_LEN 20
-
 /* libgcrypt wants gcry_check_version() before first use; once per process
  * is enough and it is harmless when nDPI has already done it. */
 static pthread_once_t cid_gcry_once = PTHREAD_ONCE_INIT;
@@ -109,9 +107,9 @@ static void base64(const uint8_t *in, size_t n, char *out)
     out[o] = '\0';
 }
 
-void cid_compute(const struct cid_settings *s, int family, const uint8_t *saddr,
-                 const uint8_t *daddr, uint8_t proto, uint16_t sport,
-                 uint16_t dport, int has_ports, char *out)
+void cid_digest(const struct cid_settings *s, int family, const uint8_t *saddr,
+                const uint8_t *daddr, uint8_t proto, uint16_t sport, uint16_t dport,
+                int has_ports, uint8_t out[CID_DIGEST_LEN])
 {
     size_t alen = family == 6 ? 16 : 4;
     int one_way = 0;
@@ -157,20 +155,31 @@ void cid_compute(const struct cid_settings *s, int family, const uint8_t *saddr,
         n += 4;
     }
 
-    uint8_t digest[CID_SHA1_LEN];
     pthread_once(&cid_gcry_once, cid_gcry_init);
-    gcry_md_hash_buffer(GCRY_MD_SHA1, digest, buf, n);
+    gcry_md_hash_buffer(GCRY_MD_SHA1, out, buf, n);
+}
 
+void cid_format(const struct cid_settings *s, const uint8_t digest[CID_DIGEST_LEN], char *out)
+{
     out[0] = '1';
     out[1] = ':';
     if (s->base64) {
-        base64(digest, sizeof(digest), out + 2); /* 28 chars + NUL */
+        base64(digest, CID_DIGEST_LEN, out + 2); /* 28 chars + NUL */
     } else {
         static const char hex[] = "0123456789abcdef";
-        for (size_t i = 0; i < sizeof(digest); i++) {
+        for (size_t i = 0; i < CID_DIGEST_LEN; i++) {
             out[2 + 2 * i] = hex[digest[i] >> 4];
             out[3 + 2 * i] = hex[digest[i] & 15];
         }
-        out[2 + 2 * sizeof(digest)] = '\0';
+        out[2 + 2 * CID_DIGEST_LEN] = '\0';
     }
+}
+
+void cid_compute(const struct cid_settings *s, int family, const uint8_t *saddr,
+                 const uint8_t *daddr, uint8_t proto, uint16_t sport,
+                 uint16_t dport, int has_ports, char *out)
+{
+    uint8_t digest[CID_DIGEST_LEN];
+    cid_digest(s, family, saddr, daddr, proto, sport, dport, has_ports, digest);
+    cid_format(s, digest, out);
 }

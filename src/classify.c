@@ -57,6 +57,9 @@
  * should not pin its peak memory forever). */
 #define CLS_FREE_MAX 4096
 
+/* Slots of the protocol-name memo (a power of two). */
+#define CLS_PNAME_SLOTS 64u
+
 /* nDPI's packet length argument is an unsigned short. */
 #define CLS_L3_MAX 65535u
 
@@ -85,6 +88,13 @@ struct classify_ctx {
     uint64_t last_ms; /* packet time never goes backwards for nDPI */
     size_t alloc_size; /* bytes of one classify_flow */
     struct dns_answers *dns; /* scratch for one parsed response (~17 KB), made on first use */
+    /* ndpi_protocol2name() by (master, app): it formats with snprintf, a
+     * visible share of writing a record, and a capture has few pairs. */
+    struct {
+        uint32_t key; /* master << 16 | app, valid when set */
+        uint8_t set;
+        char name[sizeof(((struct rec_ndpi *)0)->proto)];
+    } pname[CLS_PNAME_SLOTS];
 };
 
 /* nDPI's module set-up must not run in parallel (ndpi_api.h); workers may
@@ -864,8 +874,16 @@ void classify_fill_record(struct classify_ctx *ctx, const struct classify_result
                           struct rec_ndpi *out)
 {
     memset(out, 0, sizeof(*out));
-    ndpi_protocol pr = {res->master_id, res->app_id, (ndpi_protocol_category_t)res->category};
-    ndpi_protocol2name(ctx->ndpi, pr, out->proto, sizeof(out->proto));
+    uint32_t key = (uint32_t)res->master_id << 16 | res->app_id;
+    uint32_t slot = (key * 2654435761u) >> 26; /* the top 6 bits: CLS_PNAME_SLOTS */
+    if (!ctx->pname[slot].set || ctx->pname[slot].key != key) {
+        /* The name depends on the two ids alone; the category is not used. */
+        ndpi_protocol pr = {res->master_id, res->app_id, NDPI_PROTOCOL_CATEGORY_UNSPECIFIED};
+        ndpi_protocol2name(ctx->ndpi, pr, ctx->pname[slot].name, sizeof(ctx->pname[slot].name));
+        ctx->pname[slot].key = key;
+        ctx->pname[slot].set = 1;
+    }
+    memcpy(out->proto, ctx->pname[slot].name, sizeof(out->proto));
     if (res->master_id != NDPI_PROTOCOL_UNKNOWN)
         copy_name(out->master, sizeof(out->master), ndpi_get_proto_name(ctx->ndpi, res->master_id));
     if (res->app_id != NDPI_PROTOCOL_UNKNOWN)

@@ -21,6 +21,7 @@
 #include "egressd/eve.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -185,6 +186,25 @@ static const struct {
     {"HTTP2", "http2"},
 };
 
+/* app_map's indices in strcmp order of the nDPI name, made once; the
+ * table itself stays in the order that reads best. */
+static uint8_t app_sorted[EGR_ARRAY_LEN(app_map)];
+_Static_assert(EGR_ARRAY_LEN(app_map) <= 256, "app_sorted holds uint8_t indices");
+static pthread_once_t app_sorted_once = PTHREAD_ONCE_INIT;
+
+static void sort_app_map(void)
+{
+    /* Insertion sort: a few dozen entries, once per process. */
+    for (size_t i = 0; i < EGR_ARRAY_LEN(app_map); i++) {
+        size_t j = i;
+        while (j > 0 && strcmp(app_map[app_sorted[j - 1]].ndpi, app_map[i].ndpi) > 0) {
+            app_sorted[j] = app_sorted[j - 1];
+            j--;
+        }
+        app_sorted[j] = (uint8_t)i;
+    }
+}
+
 const char *eve_app_proto(const struct rec_ndpi *n)
 {
     /* Per thread so several workers may format at once; the result is
@@ -194,9 +214,19 @@ const char *eve_app_proto(const struct rec_ndpi *n)
     const char *name = n->master[0] ? n->master : n->app;
     if (!name[0] || strcmp(name, "Unknown") == 0)
         return "failed";
-    for (size_t i = 0; i < EGR_ARRAY_LEN(app_map); i++)
-        if (strcmp(app_map[i].ndpi, name) == 0)
-            return app_map[i].eve;
+    /* Twice per record: a binary search over the table in name order. */
+    pthread_once(&app_sorted_once, sort_app_map);
+    size_t lo = 0, hi = EGR_ARRAY_LEN(app_map);
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(app_map[app_sorted[mid]].ndpi, name);
+        if (c == 0)
+            return app_map[app_sorted[mid]].eve;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
     size_t i = 0;
     for (; name[i] && i + 1 < sizeof(lower); i++)
         lower[i] = (name[i] >= 'A' && name[i] <= 'Z') ? (char)(name[i] - 'A' + 'a') : name[i];

@@ -71,6 +71,8 @@ struct flow {
     uint8_t fin_seen;            /* bit 0: initiator sent FIN, bit 1: responder */
     uint8_t icmp_type, icmp_code, icmp_by_init;
     uint8_t vlan_count, tunnel;
+    uint8_t cid_set;             /* cid holds the Community ID hash */
+    uint8_t cid[CID_DIGEST_LEN]; /* hashed once: a flow is judged and recorded */
     struct flow_verdict vd;      /* the policy stage's, never read here */
 };
 
@@ -379,7 +381,7 @@ static int proto_has_ports(uint8_t proto)
 /* The fields of f's record that need no classification result: key,
  * times, counters (the delta since the previous record when `delta`),
  * flags and Community ID. */
-static void fill_record(struct flow_table *ft, const struct flow *f, struct flow_record *r,
+static void fill_record(struct flow_table *ft, struct flow *f, struct flow_record *r,
                         int delta)
 {
     memset(r, 0, sizeof(*r));
@@ -423,8 +425,13 @@ static void fill_record(struct flow_table *ft, const struct flow *f, struct flow
     r->init_how = f->init_how;
     r->seq = f->seq;
 
-    cid_compute(&ft->cfg.cid, f->key.family == 6 ? 6 : 4, r->src_ip, r->dst_ip, r->proto,
-                r->src_port, r->dst_port, proto_has_ports(r->proto), r->community_id);
+    /* The tuple above never changes for a flow: neither does its hash. */
+    if (!f->cid_set) {
+        cid_digest(&ft->cfg.cid, f->key.family == 6 ? 6 : 4, r->src_ip, r->dst_ip, r->proto,
+                   r->src_port, r->dst_port, proto_has_ports(r->proto), f->cid);
+        f->cid_set = 1;
+    }
+    cid_format(&ft->cfg.cid, f->cid, r->community_id);
 }
 
 /* The classification fields of f's record: a snapshot while detection
@@ -445,7 +452,7 @@ static void fill_ndpi(struct flow_table *ft, const struct flow *f, struct flow_r
     }
 }
 
-void flow_table_snapshot(struct flow_table *ft, const struct flow *f, int with_ndpi,
+void flow_table_snapshot(struct flow_table *ft, struct flow *f, int with_ndpi,
                          struct flow_record *r)
 {
     fill_record(ft, f, r, 0);

@@ -23,6 +23,7 @@
 struct geo_cache_entry {
     uint8_t addr[16]; /* IPv4 in the first 4 bytes, rest zero */
     uint8_t family;   /* 0 = empty slot */
+    uint8_t special;  /* a special-purpose address: nothing to look up */
     struct geo_info info;
 };
 
@@ -265,11 +266,14 @@ int geo_lookup(struct geo *g, int family, const uint8_t *addr, struct geo_info *
         family = 4;
         addr += 12;
     }
-    if (!addr || (family != 4 && family != 6) || netset_is_special(family, addr)) {
+    if (!addr || (family != 4 && family != 6)) {
         g->st.skipped_special++;
         return 0;
     }
 
+    /* The cache is asked first and remembers special-purpose addresses
+     * too: the special-range scan costs more than a cache hit, and every
+     * flow is enriched when it is judged and again when it is recorded. */
     uint8_t key[16] = {0};
     memcpy(key, addr, family == 4 ? 4 : 16);
     uint32_t set = geo_hash(family, key) & g->set_mask;
@@ -277,23 +281,33 @@ int geo_lookup(struct geo *g, int family, const uint8_t *addr, struct geo_info *
     for (int w = 0; w < 2; w++) {
         if (way[w].family == family && memcmp(way[w].addr, key, 16) == 0) {
             g->mru[set] = (uint8_t)w;
+            if (way[w].special) {
+                g->st.skipped_special++;
+                return 0;
+            }
             g->st.cache_hits++;
             *out = way[w].info;
             return geo_found(out);
         }
     }
 
-    g->st.db_lookups++;
-    MMDB_entry_s entry;
-    if (g->have_country && geo_find(g, &g->country_db, family, key, &entry))
-        geo_read_country(g, &entry, out);
-    if (g->have_asn && geo_find(g, &g->asn_db, family, key, &entry))
-        geo_read_asn(g, &entry, out);
+    int special = netset_is_special(family, addr);
+    if (special) {
+        g->st.skipped_special++;
+    } else {
+        g->st.db_lookups++;
+        MMDB_entry_s entry;
+        if (g->have_country && geo_find(g, &g->country_db, family, key, &entry))
+            geo_read_country(g, &entry, out);
+        if (g->have_asn && geo_find(g, &g->asn_db, family, key, &entry))
+            geo_read_asn(g, &entry, out);
+    }
 
     int victim = way[0].family == 0 ? 0 : way[1].family == 0 ? 1 : !g->mru[set];
     memcpy(way[victim].addr, key, 16);
     way[victim].family = (uint8_t)family;
+    way[victim].special = (uint8_t)special;
     way[victim].info = *out;
     g->mru[set] = (uint8_t)victim;
-    return geo_found(out);
+    return special ? 0 : geo_found(out);
 }

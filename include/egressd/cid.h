@@ -24,6 +24,14 @@ void cid_compute(const struct cid_settings *s, int family, const uint8_t *saddr,
                  const uint8_t *daddr, uint8_t proto, uint16_t sport,
                  uint16_t dport, int has_ports, char *out);
 
+/* cid_compute in two steps, for a caller that keeps the 20-byte hash of a
+ * flow instead of hashing again for every record of it. */
+#define CID_DIGEST_LEN 20
+void cid_digest(const struct cid_settings *s, int family, const uint8_t *saddr,
+                const uint8_t *daddr, uint8_t proto, uint16_t sport, uint16_t dport,
+                int has_ports, uint8_t out[CID_DIGEST_LEN]);
+void cid_format(const struct cid_settings *s, const uint8_t digest[CID_DIGEST_LEN], char *out);
+
 /* The Zeek/Community-ID ICMP mapping: for a request/reply type returns 1 and
  * its counterpart in *peer; for other types returns 0 (one-way flow). */
 int cid_icmp_counterpart(uint8_t proto, uint8_t type, uint8_t *peer);

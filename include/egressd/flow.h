@@ -109,8 +109,9 @@ void flow_table_set_hooks(struct flow_table *ft, const struct flow_hooks *h, voi
 
 /* The record of f as it stands, counters over the whole flow, reason
  * END_ACTIVE; with_ndpi adds classification (a snapshot while detection
- * runs). For hooks. */
-void flow_table_snapshot(struct flow_table *ft, const struct flow *f, int with_ndpi,
+ * runs). For hooks. Not const: the flow keeps the Community ID hash the
+ * first record of it computes. */
+void flow_table_snapshot(struct flow_table *ft, struct flow *f, int with_ndpi,
                          struct flow_record *rec);
 uint64_t flow_table_flow_id(const struct flow *f);
 uint64_t flow_table_first_us(const struct flow *f);

@@ -52,10 +52,34 @@ void json_key_lit(struct jbuf *jb, const char *k, size_t n);
  * checked and escaped. Builds without NDEBUG check literals too. */
 static inline void json_key_auto(struct jbuf *jb, const char *k)
 {
-    if (__builtin_constant_p(strlen(k)))
+    if (__builtin_constant_p(strlen(k))) {
+#ifdef NDEBUG
+        /* A record has dozens of literal keys: the common case (room in
+         * the buffer) is written here, where the key's length is a
+         * constant and its copy a few moves. The rest is json_key_lit's,
+         * which also does what this does. */
+        size_t n = strlen(k);
+        if (!jb->oom && n + 4 < jb->cap - jb->len) {
+            char *o = jb->buf + jb->len;
+            if (jb->depth) {
+                uint64_t bit = (uint64_t)1 << (jb->depth & 63);
+                if (jb->need_comma & bit)
+                    *o++ = ',';
+                jb->need_comma &= ~bit; /* the value that follows needs none */
+            }
+            o[0] = '"';
+            memcpy(o + 1, k, n);
+            o[n + 1] = '"';
+            o[n + 2] = ':';
+            o[n + 3] = '\0';
+            jb->len = (size_t)(o + n + 3 - jb->buf);
+            return;
+        }
+#endif
         json_key_lit(jb, k, strlen(k));
-    else
+    } else {
         json_key_n(jb, k, strlen(k));
+    }
 }
 /* object members with a key; values as named */
 /* array items / bare values */

@@ -107,6 +107,40 @@ static void test_all_bytes_together(void **state)
     jbuf_free(&jb);
 }
 
+/* Each byte value at each position of strings of 1..48 plain bytes, as
+ * the second item of an array: the writer scans plain text sixteen bytes
+ * at a time with a short last piece overlapping the one before, so a
+ * byte needing escape must be found wherever it sits relative to those
+ * pieces, and the plain text around it kept whole. */
+static void test_every_byte_everywhere(void **state)
+{
+    (void)state;
+    struct jbuf jb;
+    jbuf_init(&jb);
+    char in[48], want[48 + 16 + 8], one[8];
+    for (size_t len = 1; len <= sizeof(in); len++) {
+        for (size_t at = 0; at < len; at++) {
+            for (unsigned b = 0; b < 256; b++) {
+                memset(in, 'a', len);
+                in[at] = (char)b;
+                single_byte_want(b, one, sizeof(one));
+                snprintf(want, sizeof(want), "[1,\"%.*s%s%.*s\"]", (int)at, in, one,
+                         (int)(len - at - 1), in + at + 1);
+                jbuf_reset(&jb);
+                json_arr_open(&jb);
+                json_u64(&jb, 1);
+                json_strn(&jb, in, len);
+                json_arr_close(&jb);
+                assert_true(jbuf_ok(&jb));
+                if (jb.len != strlen(want) || memcmp(jb.buf, want, jb.len) != 0)
+                    fail_msg("byte 0x%02x at %zu of %zu: got %s, want %s", b, at, len, jb.buf,
+                             want);
+            }
+        }
+    }
+    jbuf_free(&jb);
+}
+
 static void test_html_breakers(void **state)
 {
     (void)state;
@@ -411,6 +445,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_byte_alone),
         cmocka_unit_test(test_all_bytes_together),
+        cmocka_unit_test(test_every_byte_everywhere),
         cmocka_unit_test(test_html_breakers),
         cmocka_unit_test(test_embedded_nul),
         cmocka_unit_test(test_kuhn_valid),
