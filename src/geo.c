@@ -33,9 +33,12 @@ struct geo {
     int have_country, have_asn;
     struct geo_cache_entry *cache; /* n_sets * 2 entries; set s = [2s, 2s+1] */
     uint8_t *mru;                  /* per set: the way used last */
+    uint8_t *written;              /* bitmap of the cache's 4 KiB units ever written */
     uint32_t set_mask;
     struct geo_stats st;
 };
+
+#define GEO_UNIT_SHIFT 12 /* see unit_written() */
 
 static const uint8_t geo_mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -79,7 +82,8 @@ int geo_open(const struct geo_config *cfg, struct geo **out, struct egr_err *err
         return egr_fail(err, EGR_ENOMEM, "geo: out of memory");
     g->cache = calloc(entries, sizeof(*g->cache));
     g->mru = calloc(entries / 2, 1);
-    if (!g->cache || !g->mru) {
+    g->written = calloc(((size_t)entries * sizeof(*g->cache) >> GEO_UNIT_SHIFT) / 8 + 1, 1);
+    if (!g->cache || !g->mru || !g->written) {
         geo_free(g);
         return egr_fail(err, EGR_ENOMEM, "geo: out of memory for a %u-entry cache", entries);
     }
@@ -114,6 +118,7 @@ void geo_free(struct geo *g)
         MMDB_close(&g->asn_db);
     free(g->cache);
     free(g->mru);
+    free(g->written);
     free(g);
 }
 
@@ -253,6 +258,33 @@ static uint32_t geo_hash(int family, const uint8_t *addr)
     return (uint32_t)h;
 }
 
+/* Why the cache tracks what it has written: a large calloc is a fresh
+ * mapping, and reading a page of it maps the shared zero page; the first
+ * write after that is a copy-on-write fault, which flushes the page from
+ * every CPU the process runs on (an inter-processor interrupt to each
+ * other worker, 7% of a two-worker replay's time). A set in a unit never
+ * written is empty without looking, so the first touch of every page is
+ * the write that fills it. Units are 4 KiB (GEO_UNIT_SHIFT), no larger
+ * than any page. */
+static int unit_written(const struct geo *g, size_t off)
+{
+    size_t u = off >> GEO_UNIT_SHIFT;
+    return g->written[u / 8] >> (u % 8) & 1;
+}
+
+static void mark_written(struct geo *g, size_t off)
+{
+    size_t u = off >> GEO_UNIT_SHIFT;
+    g->written[u / 8] |= (uint8_t)(1u << (u % 8));
+}
+
+/* Whether set may hold entries; every write of a set marks both ends. */
+static int set_written(const struct geo *g, uint32_t set)
+{
+    size_t first = (size_t)set * 2 * sizeof(*g->cache);
+    return unit_written(g, first) && unit_written(g, first + 2 * sizeof(*g->cache) - 1);
+}
+
 static int geo_found(const struct geo_info *info)
 {
     return info->has_country || info->has_asn || info->has_org;
@@ -278,7 +310,8 @@ int geo_lookup(struct geo *g, int family, const uint8_t *addr, struct geo_info *
     memcpy(key, addr, family == 4 ? 4 : 16);
     uint32_t set = geo_hash(family, key) & g->set_mask;
     struct geo_cache_entry *way = &g->cache[(size_t)set * 2];
-    for (int w = 0; w < 2; w++) {
+    int fresh = !set_written(g, set);
+    for (int w = 0; !fresh && w < 2; w++) {
         if (way[w].family == family && memcmp(way[w].addr, key, 16) == 0) {
             g->mru[set] = (uint8_t)w;
             if (way[w].special) {
@@ -303,7 +336,18 @@ int geo_lookup(struct geo *g, int family, const uint8_t *addr, struct geo_info *
             geo_read_asn(g, &entry, out);
     }
 
-    int victim = way[0].family == 0 ? 0 : way[1].family == 0 ? 1 : !g->mru[set];
+    int victim;
+    if (fresh) {
+        size_t first = (size_t)set * 2 * sizeof(*g->cache);
+        mark_written(g, first);
+        mark_written(g, first + 2 * sizeof(*g->cache) - 1);
+        /* Both ways written now (the second as empty), so both units the
+         * set may span are touched by a write first. */
+        memset(&way[1], 0, sizeof(way[1]));
+        victim = 0;
+    } else {
+        victim = way[0].family == 0 ? 0 : way[1].family == 0 ? 1 : !g->mru[set];
+    }
     memcpy(way[victim].addr, key, 16);
     way[victim].family = (uint8_t)family;
     way[victim].special = (uint8_t)special;

@@ -349,6 +349,22 @@ static void test_field_rules(void **state)
     assert_int_equal(geo_lookup(g, 4, NULL, &gi), 0);
     assert_int_equal(st->db_lookups, db);
     assert_int_equal(st->skipped_special, skipped + 4);
+    /* asked again, a special-purpose address comes from the cache but is
+     * still counted as skipped, answers nothing and leaves the entry of
+     * a real address alone */
+    hits = st->cache_hits;
+    parse_ip("100.64.1.1", a);
+    gi.asn = 7;
+    assert_int_equal(geo_lookup(g, 4, a, &gi), 0);
+    assert_int_equal(gi.asn, 0);
+    assert_false(gi.has_country);
+    assert_int_equal(st->skipped_special, skipped + 5);
+    assert_int_equal(st->cache_hits, hits);
+    parse_ip("89.160.20.112", a);
+    assert_int_equal(geo_lookup(g, 4, a, &gi), 1);
+    assert_string_equal(gi.country, "SE");
+    assert_int_equal(st->cache_hits, hits + 1);
+    assert_int_equal(st->db_lookups, db);
     geo_free(g);
 }
 
