@@ -673,21 +673,22 @@ static void write_verdict(struct jbuf *jb, const struct flow_record *r)
  * time, flow_id, event_type, vlan, addresses, ports, protocol, app_proto,
  * community_id, then egressd's enrichment. */
 static void write_flow_head(struct jbuf *jb, const struct flow_record *r, uint64_t ts_us,
-                            const char *event_type)
+                            const char *event_type, const char *app_proto)
 {
     kv_time(jb, "timestamp", ts_us);
     json_kv_u64(jb, "flow_id", r->flow_id);
     json_kv_str(jb, "event_type", event_type);
     write_tuple(jb, r, 0);
-    json_kv_str(jb, "app_proto", app_proto_for(r));
+    json_kv_str(jb, "app_proto", app_proto);
     KV_FIELD(jb, "community_id", r->community_id);
     write_enrich(jb, &r->enrich);
 }
 
 void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
 {
+    const char *ap = app_proto_for(r); /* once: it is written twice */
     json_obj_open(jb);
-    write_flow_head(jb, r, r->emit_us, "flow");
+    write_flow_head(jb, r, r->emit_us, "flow", ap);
 
     json_kv_obj(jb, "flow");
     json_kv_u64(jb, "pkts_toserver", r->pkts_toserver);
@@ -712,7 +713,7 @@ void eve_format_flow(struct jbuf *jb, const struct flow_record *r)
     if (r->tunnel != PKT_TUN_NONE)
         write_encapsulation(jb, r->tunnel);
     if (r->ndpi.proto[0]) {
-        write_app(jb, r, app_proto_for(r));
+        write_app(jb, r, ap);
         write_ndpi(jb, &r->ndpi);
     }
     if (r->nalert_keys)
@@ -908,7 +909,7 @@ void eve_format_alert(struct jbuf *jb, const struct alert_record *a)
 {
     const struct flow_record *r = &a->flow;
     json_obj_open(jb);
-    write_flow_head(jb, r, a->ts_us, "alert");
+    write_flow_head(jb, r, a->ts_us, "alert", app_proto_for(r));
     json_kv_obj(jb, "alert");
     json_kv_str(jb, "action", "allowed");
     json_kv_u64(jb, "gid", 1);

@@ -34,15 +34,13 @@
 #include "egressd/eve.h"
 #include "egressd/json.h"
 
-#define SINK_JSON_IOBUF (1u << 20)
 /* A writer hands its buffer over at this size at the latest; outputs.c
  * flushes every writer far more often (every OUTPUTS_BATCH records). */
 #define WRITER_HANDOFF (8u << 20)
 
 struct sink_json {
     pthread_mutex_t mu;
-    FILE *fp;
-    char *iobuf;
+    FILE *fp;         /* opened, closed and synced through stdio; written with write(2) */
     char *name;       /* path as given, "stdout" for "-" */
     int is_file;
     struct jbuf jb;
@@ -60,15 +58,23 @@ static int sj_fail(struct sink_json *sj, int code, const char *what, int errnum)
     return sj->failed;
 }
 
-/* Writes n bytes of whole lines to the stream. Under mu. */
+/* Writes n bytes of whole lines to the stream. Under mu. They go to the
+ * descriptor as they are: they come in batches already, and stdio would
+ * only copy them into its buffer first (1.4% of a replay's instructions). */
 static int sj_write_locked(struct sink_json *sj, const char *buf, size_t n)
 {
     if (sj->failed)
         return sj->failed;
-    errno = 0;
-    size_t w = fwrite(buf, 1, n, sj->fp);
-    if (w != n || ferror(sj->fp))
-        return sj_fail(sj, EGR_EIO, "write", errno ? errno : EIO);
+    int fd = fileno(sj->fp);
+    while (n) {
+        ssize_t w = write(fd, buf, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return sj_fail(sj, EGR_EIO, "write", w < 0 ? errno : EIO);
+        buf += w;
+        n -= (size_t)w;
+    }
     return EGR_OK;
 }
 
@@ -206,7 +212,6 @@ static int sj_flush(void *self)
 static void sj_free(struct sink_json *sj)
 {
     jbuf_free(&sj->jb);
-    free(sj->iobuf);
     free(sj->name);
     pthread_mutex_destroy(&sj->mu);
     free(sj);
@@ -250,7 +255,6 @@ static int sj_reopen(void *self, struct egr_err *err)
     }
     fclose(sj->fp);
     sj->fp = fp;
-    setvbuf(sj->fp, sj->iobuf, _IOFBF, SINK_JSON_IOBUF);
     pthread_mutex_unlock(&sj->mu);
     return EGR_OK;
 }
@@ -278,8 +282,7 @@ int sink_json_open(const char *path, int append, struct sink *out, struct egr_er
     pthread_mutex_init(&sj->mu, NULL);
     jbuf_init(&sj->jb);
     sj->name = strdup(to_stdout ? "stdout" : path);
-    sj->iobuf = malloc(SINK_JSON_IOBUF);
-    if (!sj->name || !sj->iobuf) {
+    if (!sj->name) {
         sj_free(sj);
         return egr_fail(err, EGR_ENOMEM, "%s: out of memory", path);
     }
@@ -299,7 +302,6 @@ int sink_json_open(const char *path, int append, struct sink *out, struct egr_er
         return egr_fail(err, EGR_EIO, "%s: cannot open for writing: %s", path, strerror(e));
     }
     sj->is_file = !to_stdout;
-    setvbuf(sj->fp, sj->iobuf, _IOFBF, SINK_JSON_IOBUF);
 
     out->ops = &sink_json_ops;
     out->self = sj;
