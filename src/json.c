@@ -35,7 +35,7 @@
 #endif
 
 #define JB_MIN_CAP 256
-#define JB_MAX_DEPTH 64 /* bits in need_comma (json.h relies on 64) */
+#define JB_MAX_DEPTH 64 /* bits in need_comma (json_key_plain_fits relies on 64) */
 
 void jbuf_init(struct jbuf *jb)
 {
@@ -237,18 +237,13 @@ void json_key(struct jbuf *jb, const char *k)
     json_key_n(jb, k, strlen(k));
 }
 
-/* "k": for a key known to need no escaping. */
-static inline void key_plain(struct jbuf *jb, const char *k, size_t n)
+/* "k": for a key known to need no escaping, comma included. */
+static void key_plain(struct jbuf *jb, const char *k, size_t n)
 {
-    if (!reserve(jb, n + 3))
-        return;
-    char *o = jb->buf + jb->len;
-    o[0] = '"';
-    memcpy(o + 1, k, n);
-    o[n + 1] = '"';
-    o[n + 2] = ':';
-    o[n + 3] = '\0';
-    jb->len += n + 3;
+    /* json_key_plain_fits() needs room for the comma, the quotes, the
+     * colon and the NUL. */
+    if (!json_key_plain_fits(jb, k, n) && reserve(jb, n + 4))
+        json_key_plain_fits(jb, k, n);
 }
 
 /* The value that follows belongs to this member: no comma before it. */
@@ -260,14 +255,14 @@ static inline void key_done(struct jbuf *jb)
 
 void json_key_n(struct jbuf *jb, const char *k, size_t n)
 {
-    sep(jb);
     if (plain_len(k, n) == n) {
         key_plain(jb, k, n);
-    } else {
-        putc1(jb, '"');
-        json_escape_into(jb, k, n);
-        put(jb, "\":", 2);
+        return;
     }
+    sep(jb);
+    putc1(jb, '"');
+    json_escape_into(jb, k, n);
+    put(jb, "\":", 2);
     key_done(jb);
 }
 
@@ -282,9 +277,7 @@ void json_key_lit(struct jbuf *jb, const char *k, size_t n)
             return;
         }
 #endif
-    sep(jb);
     key_plain(jb, k, n);
-    key_done(jb);
 }
 
 static const char hexdig[] = "0123456789abcdef";

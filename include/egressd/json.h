@@ -50,31 +50,38 @@ void json_key_lit(struct jbuf *jb, const char *k, size_t n);
  * constant once inlined) is the project's own plain ASCII and skips the
  * escape scan; any other key (from a configuration, from a packet) is
  * checked and escaped. Builds without NDEBUG check literals too. */
+/* Writes "k": (with the comma before it, if one is due) for a key that
+ * needs no escaping, when jb has room for it; 0 and nothing written
+ * otherwise. The one writer of plain keys: inline so that a literal key's
+ * copy has a constant length; json.c makes room and calls it again. */
+static inline int json_key_plain_fits(struct jbuf *jb, const char *k, size_t n)
+{
+    if (jb->oom || n + 4 >= jb->cap - jb->len)
+        return 0;
+    char *o = jb->buf + jb->len;
+    if (jb->depth) {
+        uint64_t bit = (uint64_t)1 << (jb->depth & 63);
+        if (jb->need_comma & bit)
+            *o++ = ',';
+        jb->need_comma &= ~bit; /* the value that follows needs none */
+    }
+    o[0] = '"';
+    memcpy(o + 1, k, n);
+    o[n + 1] = '"';
+    o[n + 2] = ':';
+    o[n + 3] = '\0';
+    jb->len = (size_t)(o + n + 3 - jb->buf);
+    return 1;
+}
+
 static inline void json_key_auto(struct jbuf *jb, const char *k)
 {
     if (__builtin_constant_p(strlen(k))) {
 #ifdef NDEBUG
         /* A record has dozens of literal keys: the common case (room in
-         * the buffer) is written here, where the key's length is a
-         * constant and its copy a few moves. The rest is json_key_lit's,
-         * which also does what this does. */
-        size_t n = strlen(k);
-        if (!jb->oom && n + 4 < jb->cap - jb->len) {
-            char *o = jb->buf + jb->len;
-            if (jb->depth) {
-                uint64_t bit = (uint64_t)1 << (jb->depth & 63);
-                if (jb->need_comma & bit)
-                    *o++ = ',';
-                jb->need_comma &= ~bit; /* the value that follows needs none */
-            }
-            o[0] = '"';
-            memcpy(o + 1, k, n);
-            o[n + 1] = '"';
-            o[n + 2] = ':';
-            o[n + 3] = '\0';
-            jb->len = (size_t)(o + n + 3 - jb->buf);
+         * the buffer) is written right here. */
+        if (json_key_plain_fits(jb, k, strlen(k)))
             return;
-        }
 #endif
         json_key_lit(jb, k, strlen(k));
     } else {
