@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "egressd/netset.h"
@@ -31,7 +32,8 @@ struct geo {
     MMDB_s country_db;
     MMDB_s asn_db;
     int have_country, have_asn;
-    struct geo_cache_entry *cache; /* n_sets * 2 entries; set s = [2s, 2s+1] */
+    struct geo_cache_entry *cache; /* n_sets * 2 entries; set s = [2s, 2s+1]; mapped */
+    size_t cache_bytes;
     uint8_t *mru;                  /* per set: the way used last */
     uint8_t *written;              /* bitmap of the cache's 4 KiB units ever written */
     uint32_t set_mask;
@@ -80,7 +82,12 @@ int geo_open(const struct geo_config *cfg, struct geo **out, struct egr_err *err
     struct geo *g = calloc(1, sizeof(*g));
     if (!g)
         return egr_fail(err, EGR_ENOMEM, "geo: out of memory");
-    g->cache = calloc(entries, sizeof(*g->cache));
+    /* A mapping of its own: zero without being touched, and page-aligned, so
+     * the cache's units are its pages (unit_written()). */
+    g->cache_bytes = (size_t)entries * sizeof(*g->cache);
+    g->cache = mmap(NULL, g->cache_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (g->cache == MAP_FAILED)
+        g->cache = NULL;
     g->mru = calloc(entries / 2, 1);
     g->written = calloc(((size_t)entries * sizeof(*g->cache) >> GEO_UNIT_SHIFT) / 8 + 1, 1);
     if (!g->cache || !g->mru || !g->written) {
@@ -116,7 +123,8 @@ void geo_free(struct geo *g)
         MMDB_close(&g->country_db);
     if (g->have_asn)
         MMDB_close(&g->asn_db);
-    free(g->cache);
+    if (g->cache)
+        munmap(g->cache, g->cache_bytes);
     free(g->mru);
     free(g->written);
     free(g);
@@ -258,14 +266,17 @@ static uint32_t geo_hash(int family, const uint8_t *addr)
     return (uint32_t)h;
 }
 
-/* Why the cache tracks what it has written: a large calloc is a fresh
- * mapping, and reading a page of it maps the shared zero page; the first
- * write after that is a copy-on-write fault, which flushes the page from
- * every CPU the process runs on (an inter-processor interrupt to each
- * other worker, 7% of a two-worker replay's time). A set in a unit never
- * written is empty without looking, so the first touch of every page is
- * the write that fills it. Units are 4 KiB (GEO_UNIT_SHIFT), no larger
- * than any page. */
+/* Why the cache tracks what it has written: it is a fresh mapping, and
+ * reading a page of it maps the shared zero page; the first write after
+ * that is a copy-on-write fault, which flushes the page from every CPU the
+ * process runs on (an inter-processor interrupt to each other worker, 7% of
+ * a two-worker replay's time). A set in a unit never written is empty
+ * without looking, so the first touch of every page is the write that
+ * fills it. Units are 4 KiB (GEO_UNIT_SHIFT), no larger than any page, and
+ * start where pages start: the mapping is page-aligned. (From calloc, the
+ * cache began 16 bytes into its first page, so every unit's last 16 bytes
+ * lay in the next page, and a set read there because its unit was written
+ * could still map that page's zero page.) */
 static int unit_written(const struct geo *g, size_t off)
 {
     size_t u = off >> GEO_UNIT_SHIFT;
