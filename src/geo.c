@@ -89,7 +89,7 @@ int geo_open(const struct geo_config *cfg, struct geo **out, struct egr_err *err
     if (g->cache == MAP_FAILED)
         g->cache = NULL;
     g->mru = calloc(entries / 2, 1);
-    g->written = calloc(((size_t)entries * sizeof(*g->cache) >> GEO_UNIT_SHIFT) / 8 + 1, 1);
+    g->written = calloc((g->cache_bytes >> GEO_UNIT_SHIFT) / 8 + 1, 1);
     if (!g->cache || !g->mru || !g->written) {
         geo_free(g);
         return egr_fail(err, EGR_ENOMEM, "geo: out of memory for a %u-entry cache", entries);
