@@ -61,11 +61,20 @@ static char *resp_len(char *p, char c, size_t v)
 {
     char t[24];
     int n = 0;
+    *p = c;
+    if (v < 100) { /* most arguments: field names, numbers, short strings */
+        if (v >= 10)
+            *++p = (char)('0' + v / 10);
+        p[1] = (char)('0' + v % 10);
+        p[2] = '\r';
+        p[3] = '\n';
+        return p + 4;
+    }
     do {
         t[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    *p++ = c;
+    p++;
     while (n)
         *p++ = t[--n];
     *p++ = '\r';

@@ -192,6 +192,14 @@ int rcmd_iter_init(struct rcmd_iter *it, const void *rec, size_t len, unsigned *
     return EGR_OK;
 }
 
+void rcmd_iter_again(struct rcmd_iter *it, const void *rec, size_t len)
+{
+    const uint8_t *p = rec;
+    it->p = p + 4;
+    it->end = p + len;
+    it->left = get16(p + 2);
+}
+
 int rcmd_next(struct rcmd_iter *it, const char **argv, size_t *argvlen, unsigned *argc)
 {
     if (it->left == 0)

@@ -71,34 +71,45 @@ static int send_record(struct sink_redis *s, struct rrec *r)
     unsigned argc;
     struct rnode *to[RCMD_MAX_CMDS];
     uint8_t ask[RCMD_MAX_CMDS];
-    if (rcmd_iter_init(&it, r->data, r->len, NULL, NULL) != EGR_OK)
-        return -1; /* cannot happen: checked when queued */
-    /* Every node first, so a record is sent whole or not at all. */
-    struct rnode *prev = NULL;
-    for (unsigned i = 0; rcmd_next(&it, argv, lens, &argc) == 1; i++) {
-        unsigned slot = 0;
-        struct rnode *n;
-        ask[i] = 0;
-        /* A channel is no key: a cluster carries a message to every node,
-         * so it goes with the record's stream entry. */
-        if (prev && is_publish(argv[0], lens[0]))
-            n = prev;
-        else
-            n = route(s, argc > 1 ? argv[1] : "", argc > 1 ? lens[1] : 0, &slot);
-        if (r->ask_node && slot == r->ask_slot && s->mode == MODE_CLUSTER) {
-            n = s->nodes[r->ask_node - 1];
-            ask[i] = 1;
-        }
-        prev = n;
-        to[i] = n;
-        if (r->done & (1ull << i))
-            continue;
-        if (!rs_node_usable(n)) {
-            rs_node_want(n);
+    /* Every node first, so a record is sent whole or not at all. One
+     * server takes every command (channels too), so one look does. */
+    if (s->mode != MODE_CLUSTER) {
+        if (r->done != rs_full_mask(r->ncmd) && !rs_node_usable(s->nodes[0])) {
+            rs_node_want(s->nodes[0]);
             return 0;
         }
+        for (unsigned i = 0; i < r->ncmd; i++) {
+            to[i] = s->nodes[0];
+            ask[i] = 0;
+        }
+    } else {
+        struct rnode *prev = NULL;
+        rcmd_iter_again(&it, r->data, r->len); /* checked by rs_rrec_new() */
+        for (unsigned i = 0; rcmd_next(&it, argv, lens, &argc) == 1; i++) {
+            unsigned slot = 0;
+            struct rnode *n;
+            ask[i] = 0;
+            /* A channel is no key: a cluster carries a message to every
+             * node, so it goes with the record's stream entry. */
+            if (prev && is_publish(argv[0], lens[0]))
+                n = prev;
+            else
+                n = route(s, argc > 1 ? argv[1] : "", argc > 1 ? lens[1] : 0, &slot);
+            if (r->ask_node && slot == r->ask_slot) {
+                n = s->nodes[r->ask_node - 1];
+                ask[i] = 1;
+            }
+            prev = n;
+            to[i] = n;
+            if (r->done & (1ull << i))
+                continue;
+            if (!rs_node_usable(n)) {
+                rs_node_want(n);
+                return 0;
+            }
+        }
     }
-    rcmd_iter_init(&it, r->data, r->len, NULL, NULL);
+    rcmd_iter_again(&it, r->data, r->len);
     r->again = 0;
     r->ask_node = 0;
     for (unsigned i = 0; rcmd_next(&it, argv, lens, &argc) == 1; i++) {
@@ -132,11 +143,13 @@ static int send_record(struct sink_redis *s, struct rrec *r)
 static void send_waits(struct sink_redis *s)
 {
     char tmo[16];
-    int tl = snprintf(tmo, sizeof(tmo), "%u", s->cfg.wait_timeout_ms);
+    int tl = -1; /* formatted when a WAIT goes: this runs after every send */
     for (unsigned i = 0; i < s->nnodes; i++) {
         struct rnode *n = s->nodes[i];
         if (!n->since_wait || n->waits_out || !rs_node_usable(n))
             continue;
+        if (tl < 0)
+            tl = snprintf(tmo, sizeof(tmo), "%u", s->cfg.wait_timeout_ms);
         unsigned want = rs_wait_want(n);
         char nr[16];
         int nl = snprintf(nr, sizeof(nr), "%u", want ? want : 1);

@@ -59,14 +59,18 @@ void rcmd_end(struct rcmd_buf *b);
 
 /* Walks an encoded record. rcmd_iter_init() checks the header and the
  * whole record (every length inside its bounds); it returns EGR_OK or
- * EGR_EINVAL. rcmd_next() gives the next command's arguments as pointers
- * into the record: 1, or 0 after the last. */
+ * EGR_EINVAL. rcmd_iter_again() starts a walk of a record that
+ * rcmd_iter_init() accepted before and that has not changed since, without
+ * checking it again (the sink checks each record once, when it takes it,
+ * and walks it on every send). rcmd_next() gives the next command's
+ * arguments as pointers into the record: 1, or 0 after the last. */
 struct rcmd_iter {
     const uint8_t *p, *end;
     unsigned left;
 };
 int rcmd_iter_init(struct rcmd_iter *it, const void *rec, size_t len, unsigned *kind,
                    unsigned *ncmd);
+void rcmd_iter_again(struct rcmd_iter *it, const void *rec, size_t len);
 int rcmd_next(struct rcmd_iter *it, const char **argv, size_t *argvlen, unsigned *argc);
 
 /* Where and how records are written. */
