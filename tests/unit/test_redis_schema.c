@@ -764,6 +764,58 @@ static void test_decoder_refuses_damage(void **state)
     rcmd_free(&b);
 }
 
+/* A second walk of a record the checking walk accepted (what the sink does
+ * on every send) gives the same commands, argument for argument. */
+static unsigned walk_same(const struct rcmd_buf *b)
+{
+    struct rcmd_iter a, again;
+    unsigned ncmd = 0;
+    assert_int_equal(rcmd_iter_init(&a, b->buf, b->len, NULL, &ncmd), EGR_OK);
+    rcmd_iter_again(&again, b->buf, b->len);
+    const char *av[RCMD_MAX_ARGS], *bv[RCMD_MAX_ARGS];
+    size_t al[RCMD_MAX_ARGS], bl[RCMD_MAX_ARGS];
+    unsigned ac, bc, walked = 0;
+    while (rcmd_next(&a, av, al, &ac) == 1) {
+        assert_int_equal(rcmd_next(&again, bv, bl, &bc), 1);
+        assert_int_equal(ac, bc);
+        for (unsigned i = 0; i < ac; i++) {
+            assert_int_equal(al[i], bl[i]);
+            assert_ptr_equal(av[i], bv[i]);
+        }
+        walked++;
+    }
+    assert_int_equal(rcmd_next(&again, bv, bl, &bc), 0);
+    assert_int_equal(walked, ncmd);
+    return walked;
+}
+
+static void test_walk_again(void **state)
+{
+    (void)state;
+    struct flow_record r;
+    flow(&r);
+    struct rcmd_buf b;
+    rcmd_init(&b);
+    redis_schema_flow(&schema, &r, &b);
+    assert_true(rcmd_ok(&b));
+    assert_int_equal(walk_same(&b), b.ncmd);
+    /* Several commands, empty and long arguments. */
+    char big[300];
+    memset(big, 'x', sizeof(big));
+    rcmd_reset(&b, RCMD_AGG);
+    for (unsigned c = 0; c < 3; c++) {
+        rcmd_begin(&b);
+        rcmd_arg_str(&b, "HINCRBY");
+        rcmd_arg(&b, big, c * 100);
+        rcmd_arg(&b, "", 0);
+        rcmd_arg_u64(&b, 1234567890123ull * c);
+        rcmd_end(&b);
+    }
+    assert_true(rcmd_ok(&b));
+    assert_int_equal(walk_same(&b), 3);
+    rcmd_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -776,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_heartbeat),
         cmocka_unit_test(test_per_sensor_layout),
         cmocka_unit_test(test_decoder_refuses_damage),
+        cmocka_unit_test(test_walk_again),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
