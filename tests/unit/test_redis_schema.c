@@ -146,6 +146,16 @@ static void expect_no_field(const struct cmds *c, unsigned i, const char *name)
         fail_msg("field %s present", name);
 }
 
+/* The stream entry of flow()'s record, in b (initialised here). */
+static void flow_entry(struct rcmd_buf *b)
+{
+    struct flow_record r;
+    flow(&r);
+    rcmd_init(b);
+    redis_schema_flow(&schema, &r, b);
+    assert_true(rcmd_ok(b));
+}
+
 static void test_flow_entry(void **state)
 {
     struct flow_record r;
@@ -719,12 +729,8 @@ static void test_per_sensor_layout(void **state)
  * appended, and damaged headers are refused. */
 static void test_decoder_refuses_damage(void **state)
 {
-    struct flow_record r;
-    flow(&r);
     struct rcmd_buf b;
-    rcmd_init(&b);
-    redis_schema_flow(&schema, &r, &b);
-    assert_true(rcmd_ok(&b));
+    flow_entry(&b);
     struct rcmd_iter it;
     for (size_t n = 0; n < b.len; n++)
         if (rcmd_iter_init(&it, b.buf, n, NULL, NULL) != EGR_EINVAL)
@@ -792,12 +798,8 @@ static unsigned walk_same(const struct rcmd_buf *b)
 static void test_walk_again(void **state)
 {
     (void)state;
-    struct flow_record r;
-    flow(&r);
     struct rcmd_buf b;
-    rcmd_init(&b);
-    redis_schema_flow(&schema, &r, &b);
-    assert_true(rcmd_ok(&b));
+    flow_entry(&b);
     assert_int_equal(walk_same(&b), b.ncmd);
     /* Several commands, empty and long arguments. */
     char big[300];
